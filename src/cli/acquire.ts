@@ -1,0 +1,114 @@
+import type { Command } from 'commander';
+import { MemdumpError } from '../core/errors.js';
+import { parseDigests } from '../core/hasher.js';
+import { formatByName } from '../formats/registry.js';
+import { runJob } from '../pipeline/job.js';
+import { MIN_FAST_READ } from '../pipeline/read-policy.js';
+import { fmt } from '../pipeline/space.js';
+import { type SourceChoice, selectSource } from '../sources/select.js';
+import { type GlobalOptions, abortOnSignals, defaultName, parsePercent, parseSize, progressReporter, say } from './common.js';
+import { addCaseOptions, addHashOptions, printJobResult } from './shared-options.js';
+
+interface AcquireOpts {
+  output?: string;
+  format: string;
+  allowRaw?: boolean;
+  source: string;
+  input?: string;
+  iomem?: string;
+  root: string;
+  digests: string;
+  hashWindow: string;
+  rateLimit?: string;
+  maxDiskUsage: string;
+  chunkSize: string;
+  context: boolean;
+  report?: string;
+  case?: string;
+  examiner?: string;
+  evidence?: string;
+  notes?: string;
+}
+
+export function registerAcquire(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
+  const cmd = program
+    .command('acquire')
+    .description('acquire all physical RAM of this Linux host (/proc/kcore, /dev/crash or /dev/mem) with hashes and a report')
+    .option('-o, --output <path>', 'output file, or - for standard output (default HOSTNAME_YYYYMMDDTHHMMSSZ.<ext>)')
+    .option('-f, --format <name>', 'lime | padded | raw | elf | avml', 'lime')
+    .option('--allow-raw', 'permit --format raw (it stores no addresses; the map goes to FILE.map.json)')
+    .option('-s, --source <name>', 'auto | kcore | crash | mem | file', 'auto')
+    .option('--input <path>', 'with --source file: an image file read as physical memory (file offset = address)')
+    .option('--iomem <path>', 'use this /proc/iomem capture instead of the live one')
+    .option('--root <dir>', 'root of the /proc, /sys, /dev tree to read (testing, mounted images)', '/')
+    .option('--rate-limit <rate>', 'cap the read rate, e.g. 50M (bytes per second) so a production host keeps serving')
+    .option('--max-disk-usage <percent>', 'refuse to start if the output would fill its filesystem beyond this', '95')
+    .option('--chunk-size <size>', 'fast-path read size (at least 1M)', '4M')
+    .option('--no-context', 'do not keep iomem, kallsyms, modules, VMCOREINFO, uname, cmdline, os-release beside the dump')
+    .option('--report <path>', 'with -o -: write the report here instead of standard error');
+  addHashOptions(cmd);
+  addCaseOptions(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+Examples:
+  sudo memdump acquire                                  # LiME file HOSTNAME_<UTC>.lime in the current directory
+  sudo memdump acquire -o /mnt/usb/host.lime --case IR-42 --examiner "A. Analyst"
+  sudo memdump acquire --format avml -o host.avml --rate-limit 100M
+  ssh host sudo memdump acquire -o - --report /tmp/r.json > host.lime
+  memdump acquire --source file --input disk.img --iomem iomem.txt -o test.lime`,
+  );
+  cmd.action(async (o: AcquireOpts) => {
+    const g = globals();
+    const format = formatByName(o.format);
+    if (format.name === 'raw' && !o.allowRaw) {
+      throw new MemdumpError('E_RAW_NEEDS_OPT_IN', 'raw output loses every physical address; add --allow-raw if that is what you want (a FILE.map.json keeps the map)');
+    }
+    const chunkSize = parseSize(o.chunkSize, '--chunk-size');
+    if (chunkSize < BigInt(MIN_FAST_READ) || chunkSize > 256n << 20n) throw new MemdumpError('E_USAGE', '--chunk-size must be between 1M and 256M');
+    const digests = parseDigests(o.digests);
+    const windowSize = o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window');
+    const selected = await selectSource({
+      choice: o.source as SourceChoice,
+      root: o.root,
+      ...(o.input ? { input: o.input } : {}),
+      ...(o.iomem ? { iomemPath: o.iomem } : {}),
+    });
+    for (const a of selected.attempts) if (!a.ok) say(g, `source ${a.source} not used: ${a.reason}`);
+    const output = o.output ?? defaultName(format.extension);
+    say(g, `acquiring ${fmt(selected.source.ranges.reduce((t, r) => t + r.end - r.start, 0n))} from ${selected.source.kind} (${selected.source.path}) to ${output} as ${format.name}`);
+    const sig = abortOnSignals();
+    try {
+      const progress = progressReporter(g, 'acquire');
+      const result = await runJob({
+        command: 'acquire',
+        argv: process.argv.slice(1),
+        caseFields: { case: o.case, examiner: o.examiner, evidence: o.evidence, notes: o.notes },
+        root: o.root,
+        source: selected.source,
+        attempts: selected.attempts,
+        lockdown: selected.lockdown,
+        ram: selected.ram,
+        notes: selected.source.notes,
+        format,
+        output,
+        digests,
+        windowSize: windowSize === 0n ? 0n : windowSize,
+        rateLimit: o.rateLimit ? Number(parseSize(o.rateLimit, '--rate-limit')) : 0,
+        maxDiskUsage: parsePercent(o.maxDiskUsage, '--max-disk-usage'),
+        policy: { chunkSize: Number(chunkSize), signal: sig.signal },
+        context: o.context ? { iomemText: selected.iomemText } : undefined,
+        reportPath: o.report,
+        contentHash: false,
+        warnings: [],
+        options: { format: format.name, source: o.source, digests, hashWindow: windowSize.toString(), rateLimit: o.rateLimit ?? null, chunkSize: chunkSize.toString() },
+        ...(progress ? { onProgress: progress } : {}),
+      });
+      printJobResult(g, result);
+      setExit(result.exitCode);
+    } finally {
+      sig.dispose();
+      await selected.source.close();
+    }
+  });
+}

@@ -1,0 +1,88 @@
+import type { Command } from 'commander';
+import { MemdumpError } from '../core/errors.js';
+import { parseDigests } from '../core/hasher.js';
+import { formatByName, openImage } from '../formats/registry.js';
+import type { FormatName } from '../formats/types.js';
+import { runJob } from '../pipeline/job.js';
+import { ImageSource } from '../sources/image.js';
+import { type GlobalOptions, abortOnSignals, parsePercent, parseSize, progressReporter } from './common.js';
+import { addCaseOptions, addHashOptions, printJobResult } from './shared-options.js';
+
+interface ConvertOpts {
+  to: string;
+  inputFormat?: string;
+  allowRaw?: boolean;
+  digests: string;
+  hashWindow: string;
+  maxDiskUsage: string;
+  report?: string;
+  case?: string;
+  examiner?: string;
+  evidence?: string;
+  notes?: string;
+}
+
+export function registerConvert(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
+  const cmd = program
+    .command('convert')
+    .description('convert a memory image between formats without loss (map and notes carried), with hashes and a report')
+    .argument('<input>', 'LiME, AVML, ELF, padded or raw image')
+    .argument('<output>', 'new file, or - for standard output')
+    .requiredOption('-t, --to <format>', 'lime | padded | raw | elf | avml')
+    .option('--input-format <name>', 'read the input as this format (padded or raw files have no magic)')
+    .option('--allow-raw', 'permit --to raw (addresses only in OUT.map.json)')
+    .option('--max-disk-usage <percent>', 'refuse if the output would fill its filesystem beyond this', '95')
+    .option('--report <path>', 'with output -: write the report here instead of standard error');
+  addHashOptions(cmd);
+  addCaseOptions(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+Examples:
+  memdump convert host.avml host.lime --to lime        # for Volatility 3 without its AVML layer
+  memdump convert host.lime host.elf --to elf          # for tools that read QEMU/VirtualBox ELF dumps
+  memdump convert guest.elf guest.padded --to padded   # offset = physical address (+ guest.padded.map.json)`,
+  );
+  cmd.action(async (input: string, output: string, o: ConvertOpts) => {
+    const g = globals();
+    const format = formatByName(o.to);
+    if (format.name === 'raw' && !o.allowRaw) throw new MemdumpError('E_RAW_NEEDS_OPT_IN', 'raw output loses every physical address; add --allow-raw (a FILE.map.json keeps the map)');
+    const img = await openImage(input, o.inputFormat as FormatName | undefined);
+    const source = new ImageSource(img, input);
+    const sig = abortOnSignals();
+    try {
+      const windowSize = o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window');
+      const digests = parseDigests(o.digests);
+      const progress = progressReporter(g, 'convert');
+      const result = await runJob({
+        command: 'convert',
+        argv: process.argv.slice(1),
+        caseFields: { case: o.case, examiner: o.examiner, evidence: o.evidence, notes: o.notes },
+        root: '/',
+        source,
+        attempts: [{ source: 'image', path: input, ok: true }],
+        lockdown: undefined,
+        ram: img.runs,
+        notes: img.notes,
+        format,
+        output,
+        digests,
+        windowSize,
+        rateLimit: 0,
+        maxDiskUsage: parsePercent(o.maxDiskUsage, '--max-disk-usage'),
+        policy: { signal: sig.signal },
+        context: undefined,
+        reportPath: o.report,
+        contentHash: true,
+        warnings: [],
+        options: { from: img.format, to: format.name, digests, hashWindow: windowSize.toString() },
+        ...(progress ? { onProgress: progress } : {}),
+      });
+      printJobResult(g, result);
+      setExit(result.exitCode);
+    } finally {
+      sig.dispose();
+      await source.close();
+    }
+  });
+}

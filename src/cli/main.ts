@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { ERROR_EXIT, MemdumpError } from '../core/errors.js';
+import { escapeControl } from '../core/escape.js';
+import { toolIdentity } from '../core/host.js';
+import { registerAcquire } from './acquire.js';
+import type { GlobalOptions } from './common.js';
+import { registerConvert } from './convert.js';
+import { registerInfo } from './info.js';
+import { registerVerify } from './verify.js';
+
+const EXIT_HELP = `
+Exit status:
+  0 success · 1 unexpected error · 2 usage (E_USAGE, E_RAW_NEEDS_OPT_IN) · 3 not found · 4 permission or lockdown
+  5 no usable source · 6 destination exists or is a symlink · 7 no space / write failed · 8 unknown format
+  9 truncated / corrupt / too large · 10 unsupported · 11 verification mismatch · 12 invalid report
+  70 internal error · 130 interrupted (SIGINT/SIGTERM: the .partial file and an INCOMPLETE report are kept)`;
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command();
+  program
+    .name('memdump')
+    .description('memory acquisition and evidence handling: physical RAM from userland, hashed, reported, in the formats analysts open')
+    .version(toolIdentity().version)
+    .option('--json', 'machine-readable output on stdout (progress and errors as JSON lines on stderr)')
+    .option('-q, --quiet', 'no progress or summary on stderr')
+    .showHelpAfterError()
+    .exitOverride()
+    .addHelpText('after', EXIT_HELP);
+  const globals = () => program.opts<GlobalOptions>();
+  const setExit = (n: number) => (exitCode = n);
+  registerAcquire(program, globals, setExit);
+  registerInfo(program, globals, setExit);
+  registerConvert(program, globals, setExit);
+  registerVerify(program, globals, setExit);
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return ERROR_EXIT.E_USAGE!;
+    }
+    const err = e instanceof MemdumpError ? e : new MemdumpError('E_INTERNAL', (e as Error)?.stack ?? String(e));
+    if (program.opts<GlobalOptions>().json) {
+      process.stderr.write(JSON.stringify({ error: { code: err.code, message: err.message, details: err.details } }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+    } else {
+      process.stderr.write(`memdump: ${err.code}: ${escapeControl(err.message).replace(/\\x0a/g, '\n')}\n`);
+    }
+    return err.exitCode;
+  }
+}
+
+const code = await main(process.argv);
+process.exitCode = code;

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { escapeControl } from '../core/escape.js';
+import type { FormatName } from '../formats/types.js';
+import { verify } from '../pipeline/verify.js';
+import { type GlobalOptions, parseSize, progressReporter } from './common.js';
+
+export function registerVerify(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
+  program
+    .command('verify')
+    .description('recompute the hashes and window hashes of a file and compare them with its report')
+    .argument('<file>')
+    .option('--report <path>', 'the report to check against (default FILE.report.json)')
+    .option('--digests <list>', 'without a report: digests to compute', 'md5,sha1,sha256')
+    .option('--hash-window <size>', 'without a report: window size', '64M')
+    .option('--input-format <name>', 'format used to name the physical address of a bad window')
+    .addHelpText('after', '\nExamples:\n  memdump verify host.lime\n  memdump verify --json copy-of-host.lime --report host.lime.report.json')
+    .action(async (file: string, o: { report?: string; digests: string; hashWindow: string; inputFormat?: string }) => {
+      const g = globals();
+      const progress = progressReporter(g, 'verify');
+      const r = await verify(file, {
+        ...(o.report ? { report: o.report } : {}),
+        digests: o.digests,
+        windowSize: parseSize(o.hashWindow, '--hash-window'),
+        ...(o.inputFormat ? { inputFormat: o.inputFormat as FormatName } : {}),
+        ...(progress ? { onProgress: progress } : {}),
+      });
+      if (g.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else {
+        const out = [`${r.verdict}: ${escapeControl(r.file)}${r.report ? ` against ${escapeControl(r.report)}` : ' (no report found: hashes shown, nothing compared)'}`];
+        if (r.reportStatus && r.reportStatus !== 'COMPLETE') out.push(`  the report says the acquisition was ${r.reportStatus}`);
+        out.push(`  length  ${r.length.actual}${r.length.ok ? '' : ` (report: ${r.length.expected})`}`);
+        for (const [k, c] of Object.entries(r.digests)) out.push(`  ${k.padEnd(7)} ${c.actual}${c.ok ? (c.expected ? '  ok' : '') : `  MISMATCH (report: ${c.expected})`}`);
+        out.push(`  windows ${r.windows.count} × ${r.windows.size} bytes, ${r.windows.bad.length} bad`);
+        if (r.firstBadWindow) {
+          const w = r.firstBadWindow;
+          out.push(`  first bad window #${w.index}: file offsets ${w.offset}-${w.end}${w.physicalAddress ? `, physical memory from ${w.physicalAddress}` : ''}`);
+        }
+        process.stdout.write(out.join('\n') + '\n');
+      }
+      if (r.verdict === 'MISMATCH') setExit(11);
+    });
+}

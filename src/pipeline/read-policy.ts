@@ -1,0 +1,134 @@
+import { MemdumpError, errnoOf, hex } from '../core/errors.js';
+import type { Range } from '../core/ranges.js';
+import type { PhysicalSource } from '../sources/types.js';
+
+export const MIN_FAST_READ = 1 << 20;
+export const DEFAULT_CHUNK = 4 << 20;
+/** errnos that mean "try the same read again", not "this page is bad". */
+const TRANSIENT = new Set(['EINTR', 'EAGAIN']);
+
+export interface PolicyOptions {
+  /** Fast-path read size; at least 1 MiB so a GiB costs ~1k syscalls rather than ~262k. */
+  chunkSize?: number;
+  /** Attempts per read when the error is transient (EINTR, EAGAIN). */
+  transientRetries?: number;
+  /** When aborted, the rest of the range is accounted as skipped and E_INTERRUPTED is thrown. */
+  signal?: AbortSignal;
+}
+
+export interface RangeAccount {
+  range: Range;
+  requested: bigint;
+  read: bigint;
+  zeroFilled: bigint;
+  skipped: bigint;
+}
+
+export interface BadPage {
+  address: bigint;
+  length: number;
+  errno: string;
+}
+
+/** Consecutive bad pages with the same errno, as the report lists them. */
+export interface ErrorRun {
+  start: bigint;
+  end: bigint;
+  errno: string;
+  pages: number;
+}
+
+export function newAccount(range: Range): RangeAccount {
+  return { range, requested: range.end - range.start, read: 0n, zeroFilled: 0n, skipped: 0n };
+}
+
+/**
+ * Read one range through the policy: large reads on the fast path; after a failed or empty read, the rest of
+ * that chunk page by page; an unreadable page is zero-filled and recorded; the next chunk tries the fast path
+ * again. Yields buffers whose lengths sum to the range length (unless interrupted).
+ */
+export async function* readRange(
+  source: PhysicalSource,
+  range: Range,
+  account: RangeAccount,
+  onBadPage: (p: BadPage) => void,
+  options: PolicyOptions = {},
+): AsyncGenerator<Buffer> {
+  const chunkSize = Math.max(options.chunkSize ?? DEFAULT_CHUNK, source.pageSize);
+  const retries = options.transientRetries ?? 8;
+  const page = BigInt(source.pageSize);
+
+  async function readOnce(addr: bigint, buf: Buffer, off: number, len: number): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await source.read(addr, off === 0 ? buf : buf.subarray(off), len);
+      } catch (e) {
+        if (TRANSIENT.has(errnoOf(e)) && attempt < retries) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** Fill buf[off, off+len) from addr; returns bytes filled before the first failure, and that failure. */
+  async function fill(addr: bigint, buf: Buffer, off: number, len: number): Promise<{ got: number; errno?: string }> {
+    let got = 0;
+    while (got < len) {
+      let n: number;
+      try {
+        n = await readOnce(addr + BigInt(got), buf, off + got, len - got);
+      } catch (e) {
+        return { got, errno: errnoOf(e) };
+      }
+      if (n <= 0) return { got, errno: 'EOF' };
+      got += Math.min(n, len - got);
+    }
+    return { got };
+  }
+
+  for (let addr = range.start; addr < range.end; ) {
+    if (options.signal?.aborted) {
+      account.skipped += range.end - addr;
+      throw new MemdumpError('E_INTERRUPTED', `interrupted at ${hex(addr)}`, { details: { address: hex(addr) } });
+    }
+    const len = Number(range.end - addr < BigInt(chunkSize) ? range.end - addr : BigInt(chunkSize));
+    const buf = Buffer.allocUnsafe(len);
+    const fast = await fill(addr, buf, 0, len);
+    account.read += BigInt(fast.got);
+    let off = fast.got;
+    // slow path for the rest of this chunk: page by page, zero-filling what cannot be read
+    while (off < len) {
+      const a = addr + BigInt(off);
+      const pageEnd = (a / page + 1n) * page;
+      const plen = Number((pageEnd < addr + BigInt(len) ? pageEnd : addr + BigInt(len)) - a);
+      const r = await fill(a, buf, off, plen);
+      account.read += BigInt(r.got);
+      if (r.got < plen) {
+        const bad = plen - r.got;
+        buf.fill(0, off + r.got, off + plen);
+        account.zeroFilled += BigInt(bad);
+        onBadPage({ address: a + BigInt(r.got), length: bad, errno: r.errno ?? 'EIO' });
+      }
+      off += plen;
+    }
+    addr += BigInt(len);
+    yield buf;
+  }
+}
+
+/** Group bad pages into runs of adjacent addresses with the same errno. */
+export class ErrorRuns {
+  readonly runs: ErrorRun[] = [];
+  add(p: BadPage): void {
+    const last = this.runs[this.runs.length - 1];
+    const end = p.address + BigInt(p.length);
+    if (last && last.end === p.address && last.errno === p.errno) {
+      last.end = end;
+      last.pages++;
+    } else this.runs.push({ start: p.address, end, errno: p.errno, pages: 1 });
+  }
+  get badBytes(): bigint {
+    let t = 0n;
+    for (const r of this.runs) t += r.end - r.start;
+    return t;
+  }
+}

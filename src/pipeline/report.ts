@@ -1,0 +1,173 @@
+import { MemdumpError } from '../core/errors.js';
+import { escapeDeep } from '../core/escape.js';
+import { hostIdentity, peakRss, toolIdentity } from '../core/host.js';
+import { type Range, rangeToJson, totalLength } from '../core/ranges.js';
+import { REPORT_SCHEMA_ID, type Report, reportSchema } from '../core/report-schema.js';
+import type { FormatSpec } from '../formats/types.js';
+import { writeFileExclusive } from '../sinks/exclusive.js';
+import type { SourceAttempt } from '../sources/types.js';
+import type { CopyResult } from './copy.js';
+
+export const REPORT_SUFFIX = '.report.json';
+export const LOG_SUFFIX = '.log';
+
+export interface CaseFields {
+  case?: string | undefined;
+  examiner?: string | undefined;
+  evidence?: string | undefined;
+  notes?: string | undefined;
+}
+
+export interface OutputEntry {
+  role: string;
+  path: string;
+  bytes: bigint;
+  complete: boolean;
+  sha256: string | null;
+}
+
+export interface ContextEntry {
+  name: string;
+  path: string | null;
+  bytes: bigint;
+  sha256: string | null;
+  error: string | null;
+}
+
+export interface ReportInput {
+  command: 'acquire' | 'convert';
+  argv: readonly string[];
+  caseFields: CaseFields;
+  root?: string;
+  start: Date;
+  startMono: number;
+  source: { kind: string; path: string; attempts: readonly SourceAttempt[]; lockdown: string | undefined; info: Record<string, unknown> };
+  ram: readonly Range[];
+  acquired: readonly Range[];
+  format: FormatSpec;
+  copy: CopyResult;
+  contentSha256: string | null;
+  outputs: OutputEntry[];
+  context: ContextEntry[];
+  options: Record<string, unknown>;
+  warnings: string[];
+}
+
+const s = (v: bigint) => v.toString();
+const h = (v: bigint) => '0x' + v.toString(16);
+
+export function buildReport(i: ReportInput): Report {
+  const c = i.copy;
+  const sum = (f: (a: CopyResult['accounts'][number]) => bigint) => c.accounts.reduce((t, a) => t + f(a), 0n);
+  const usage = process.resourceUsage();
+  const report: Report = {
+    schema: REPORT_SCHEMA_ID,
+    status: c.status,
+    failure: c.failure
+      ? { code: c.failure.code, message: c.failure.message, lastGoodOffset: s(c.failure.lastGoodOffset), lastAddress: c.failure.lastAddress === undefined ? null : h(c.failure.lastAddress) }
+      : null,
+    command: i.command,
+    tool: toolIdentity(),
+    argv: [...i.argv],
+    case: {
+      case: i.caseFields.case ?? null,
+      examiner: i.caseFields.examiner ?? null,
+      evidence: i.caseFields.evidence ?? null,
+      notes: i.caseFields.notes ?? null,
+    },
+    host: hostIdentity(i.root),
+    time: { start: i.start.toISOString(), end: new Date().toISOString(), durationMs: Math.round(performance.now() - i.startMono) },
+    source: { kind: i.source.kind, path: i.source.path, attempts: i.source.attempts.map((a) => ({ ...a })), lockdown: i.source.lockdown ?? null, info: i.source.info },
+    memoryMap: { ram: i.ram.map(rangeToJson), acquired: i.acquired.map(rangeToJson), acquiredBytes: s(totalLength(i.acquired)) },
+    accounting: {
+      requested: s(sum((a) => a.requested)),
+      read: s(sum((a) => a.read)),
+      zeroFilled: s(sum((a) => a.zeroFilled)),
+      skipped: s(sum((a) => a.skipped)),
+      ranges: c.accounts.map((a) => ({ start: h(a.range.start), end: h(a.range.end), requested: s(a.requested), read: s(a.read), zeroFilled: s(a.zeroFilled), skipped: s(a.skipped) })),
+    },
+    readErrors: c.errorRuns.map((r) => ({ start: h(r.start), end: h(r.end), errno: r.errno, pages: r.pages })),
+    format: { name: i.format.name, description: i.format.description },
+    hashes: c.hash
+      ? {
+          over: 'container-bytes',
+          length: s(c.hash.length),
+          digests: { ...c.hash.digests },
+          window: { size: s(c.hash.windowSize), digest: c.hash.windowDigest, hashes: c.hash.windows },
+        }
+      : null,
+    contentSha256: i.contentSha256,
+    outputs: i.outputs.map((o) => ({ role: o.role, path: o.path, bytes: s(o.bytes), complete: o.complete, sha256: o.sha256 })),
+    context: i.context.map((x) => ({ name: x.name, path: x.path, bytes: s(x.bytes), sha256: x.sha256, error: x.error })),
+    options: i.options,
+    warnings: i.warnings,
+    resources: { peakRssBytes: s(peakRss()), cpuUserMs: Math.round(usage.userCPUTime / 1000), cpuSystemMs: Math.round(usage.systemCPUTime / 1000) },
+  };
+  return escapeDeep(report);
+}
+
+/** Validate, then serialise. A report that does not match its schema is never written. */
+export function serializeReport(r: Report): string {
+  const parsed = reportSchema.safeParse(r);
+  if (!parsed.success) {
+    throw new MemdumpError('E_REPORT_INVALID', `internal error: report does not match its schema: ${parsed.error.message.slice(0, 500)}`);
+  }
+  return JSON.stringify(parsed.data, null, 2) + '\n';
+}
+
+export function parseReport(text: string, path: string): Report {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new MemdumpError('E_REPORT_INVALID', `${path} is not JSON: ${(e as Error).message}`);
+  }
+  const parsed = reportSchema.safeParse(json);
+  if (!parsed.success) throw new MemdumpError('E_REPORT_INVALID', `${path} is not a memdump report: ${parsed.error.message.slice(0, 500)}`);
+  return parsed.data;
+}
+
+export function renderLog(r: Report): string {
+  const lines: string[] = [];
+  const add = (k: string, v: unknown) => lines.push(`${k.padEnd(18)} ${String(v)}`);
+  lines.push(`memdump ${r.command} — ${r.status}`);
+  add('tool', `${r.tool.name} ${r.tool.version} (entry sha256 ${r.tool.entrySha256}, node ${r.tool.node})`);
+  add('command line', r.argv.join(' '));
+  for (const [k, v] of Object.entries(r.case)) if (v !== null) add(k, v);
+  add('host', `${r.host.hostname} (boot ${r.host.bootId ?? '?'}, machine ${r.host.machineId ?? '?'}, euid ${r.host.euid})`);
+  add('kernel', r.host.uname);
+  add('started (UTC)', r.time.start);
+  add('ended (UTC)', r.time.end);
+  add('duration', `${(r.time.durationMs / 1000).toFixed(1)} s`);
+  add('source', `${r.source.kind} ${r.source.path}`);
+  for (const a of r.source.attempts) add(a.ok ? '  used' : '  failed', `${a.source} ${a.ok ? '' : '— ' + (a.reason ?? a.code ?? '')}`);
+  if (r.source.lockdown) add('lockdown', r.source.lockdown);
+  add('format', r.format.name);
+  add('RAM ranges', r.memoryMap.ram.length);
+  for (const x of r.memoryMap.acquired) lines.push(`  ${x.start}-${x.end} (${x.length} bytes)`);
+  add('bytes requested', r.accounting.requested);
+  add('bytes read', r.accounting.read);
+  add('zero-filled', r.accounting.zeroFilled);
+  add('skipped', r.accounting.skipped);
+  add('read errors', r.readErrors.length === 0 ? 'none' : `${r.readErrors.length} run(s)`);
+  for (const e of r.readErrors) lines.push(`  ${e.start}-${e.end} ${e.errno} (${e.pages} page(s))`);
+  if (r.hashes) {
+    for (const [k, v] of Object.entries(r.hashes.digests)) add(k, v);
+    add('window hashes', `${r.hashes.window.hashes.length} × ${r.hashes.window.size} bytes (${r.hashes.window.digest ?? 'none'})`);
+  }
+  for (const o of r.outputs) add(`output ${o.role}`, `${o.path} ${o.bytes} bytes${o.complete ? '' : ' (INCOMPLETE)'}`);
+  for (const c of r.context) add(`context ${c.name}`, c.error ? `not kept: ${c.error}` : `${c.path} sha256 ${c.sha256}`);
+  if (r.failure) add('FAILURE', `${r.failure.code}: ${r.failure.message} (last good offset ${r.failure.lastGoodOffset})`);
+  for (const w of r.warnings) add('warning', w);
+  add('peak RSS', `${(Number(r.resources.peakRssBytes) / 1048576).toFixed(1)} MiB`);
+  return lines.join('\n') + '\n';
+}
+
+export async function writeReportFiles(base: string, r: Report): Promise<{ report: string; log: string }> {
+  const text = serializeReport(r);
+  const report = base + REPORT_SUFFIX;
+  const log = base + LOG_SUFFIX;
+  await writeFileExclusive(report, text);
+  await writeFileExclusive(log, renderLog(r));
+  return { report, log };
+}
