@@ -34,7 +34,7 @@ export async function findBanner(img: MemoryImage, limit = BANNER_SCAN_LIMIT): P
   let carryAddr = 0n;
   for await (const { addr, data } of imageChunks(img)) {
     const contiguous = carry.length > 0 && carryAddr + BigInt(carry.length) === addr;
-    const buf = contiguous ? Buffer.concat([carry, data]) : data;
+    const buf: Buffer = contiguous ? Buffer.concat([carry, data]) : data;
     const base = contiguous ? carryAddr : addr;
     const i = buf.indexOf('Linux version ');
     if (i >= 0) {

@@ -25,7 +25,7 @@ export class FaultSource implements PhysicalSource {
   constructor(
     readonly ranges: Range[],
     readonly pageSize: number,
-    private readonly content: (addr: bigint) => number,
+    private readonly content: (addr: number) => number,
     private readonly faults: Faults,
     seed: number,
   ) {
@@ -55,13 +55,14 @@ export class FaultSource implements PhysicalSource {
       n = before;
       break;
     }
-    for (let i = 0; i < n; i++) buf[i] = this.content(addr + BigInt(i));
+    const base = Number(addr);
+    for (let i = 0; i < n; i++) buf[i] = this.content(base + i);
     return n;
   }
   async close(): Promise<void> {}
 }
 
 /** Byte content of address a in fault tests: cheap, address-dependent, never all zero. */
-export function patternByte(a: bigint): number {
-  return Number((a * 2654435761n + (a >> 12n)) & 0xffn) | 1;
+export function patternByte(a: number): number {
+  return ((Math.imul(a, 2654435761) + (a >>> 12)) & 0xff) | 1;
 }
