@@ -30,7 +30,7 @@ export async function* imageChunks(img: MemoryImage, size = SCAN_CHUNK): AsyncGe
 
 export async function findBanner(img: MemoryImage, limit = BANNER_SCAN_LIMIT): Promise<InfoResult['banner']> {
   let scanned = 0n;
-  let carry = Buffer.alloc(0);
+  let carry: Buffer = Buffer.alloc(0);
   let carryAddr = 0n;
   for await (const { addr, data } of imageChunks(img)) {
     const contiguous = carry.length > 0 && carryAddr + BigInt(carry.length) === addr;
