@@ -146,7 +146,14 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
       await writeFileExclusive(o.reportPath, text);
       reportPath = o.reportPath;
     } else process.stderr.write(text);
-  } else reportPath = (await writeReportFiles(out, report)).report;
+  } else {
+    try {
+      reportPath = (await writeReportFiles(out, report)).report;
+    } catch (e) {
+      // a full disk must not cost the record of what happened: the report goes to stderr instead
+      process.stderr.write(`memdump: could not write the report beside ${out} (${(e as Error).message}); here it is:\n${serializeReport(report)}`);
+    }
+  }
 
   const exitCode = copy.status === 'COMPLETE' ? 0 : (ERROR_EXIT[copy.failure!.code] ?? 1);
   return { report, reportPath, exitCode };

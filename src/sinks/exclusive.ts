@@ -38,9 +38,13 @@ export async function writeFileExclusive(path: string, data: string | Buffer): P
   try {
     await fh.writeFile(data);
     await fh.sync();
-  } finally {
+  } catch (e) {
+    // the file is ours and incomplete: remove it rather than leave a truncated record
     await fh.close();
+    await fsp.unlink(path).catch(() => undefined);
+    throw fromSystemError(e, `writing ${path}`);
   }
+  await fh.close();
 }
 
 export async function mkdirExclusive(path: string): Promise<void> {
