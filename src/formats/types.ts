@@ -28,7 +28,7 @@ export interface MemoryImage {
   close(): Promise<void>;
 }
 
-/** Where container bytes go. Position is the number of bytes accepted so far. */
+/** Where container bytes go. Position is the number of bytes accepted so far. A buffer may be reused once write() resolves. */
 export interface ByteSink {
   readonly position: bigint;
   write(buf: Buffer): Promise<void>;
@@ -44,7 +44,8 @@ export interface WritePlan {
 
 /**
  * Streaming writer for one container. The caller calls begin, then for each run of the plan, in order,
- * beginRange, data (chunks summing to exactly the run length), endRange; then end.
+ * beginRange, data (chunks summing to exactly the run length), endRange; then end. A chunk's memory is reused
+ * once data() resolves: a writer copies whatever it keeps.
  */
 export interface ContainerWriter {
   begin(): Promise<void>;

@@ -45,7 +45,8 @@ export function newAccount(range: Range): RangeAccount {
 /**
  * Read one range through the policy: large reads on the fast path; after a failed or empty read, the rest of
  * that chunk page by page; an unreadable page is zero-filled and recorded; the next chunk tries the fast path
- * again. Yields buffers whose lengths sum to the range length (unless interrupted).
+ * again. Yields buffers whose lengths sum to the range length (unless interrupted). A yielded buffer is reused
+ * for the next chunk: consume or copy it before asking for the next.
  */
 export async function* readRange(
   source: PhysicalSource,
@@ -85,13 +86,17 @@ export async function* readRange(
     return { got };
   }
 
+  // One buffer per range, reused for every chunk: allocating 4 MiB per chunk cost ~0.6 s of GC and page faults
+  // per GiB. Consumers finish with a chunk before asking for the next (ContainerWriter.data contract).
+  const total = range.end - range.start;
+  const scratch = Buffer.allocUnsafe(Number(total < BigInt(chunkSize) ? total : BigInt(chunkSize)));
   for (let addr = range.start; addr < range.end; ) {
     if (options.signal?.aborted) {
       account.skipped += range.end - addr;
       throw new MemdumpError('E_INTERRUPTED', `interrupted at ${hex(addr)}`, { details: { address: hex(addr) } });
     }
     const len = Number(range.end - addr < BigInt(chunkSize) ? range.end - addr : BigInt(chunkSize));
-    const buf = Buffer.allocUnsafe(len);
+    const buf = scratch.subarray(0, len);
     const fast = await fill(addr, buf, 0, len);
     account.read += BigInt(fast.got);
     let off = fast.got;

@@ -19,24 +19,16 @@ export class StdoutSink implements OutputSink {
   async write(buf: Buffer): Promise<void> {
     if (this.error) throw new MemdumpError('E_WRITE', `standard output failed: ${this.error.message}`, { cause: this.error });
     this.pos += BigInt(buf.length);
-    if (!this.stream.write(buf)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.stream.off('drain', done);
-          this.stream.off('error', done);
-          resolve();
-        };
-        this.stream.on('drain', done);
-        this.stream.on('error', done);
-      });
-    }
+    // wait for the write itself, not only for 'drain': the caller reuses buf as soon as this resolves
+    const err = await new Promise<Error | null | undefined>((resolve) => this.stream.write(buf, resolve));
+    if (err) throw new MemdumpError('E_WRITE', `standard output failed: ${err.message}`, { cause: err });
   }
 
   async writeZeros(n: bigint): Promise<void> {
     const z = zeroBlock();
     while (n > 0n) {
       const k = n < BigInt(z.length) ? Number(n) : z.length;
-      await this.write(Buffer.from(z.subarray(0, k)));
+      await this.write(z.subarray(0, k));
       n -= BigInt(k);
     }
   }
