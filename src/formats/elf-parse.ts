@@ -48,7 +48,8 @@ export async function readElfHeaders(file: RandomAccessFile, sizeLimit: bigint =
   if (phentsize !== PHDR_SIZE) throw corrupt(`ELF program header size ${phentsize}, expected ${PHDR_SIZE}`, 54n);
   if (phnum === PN_XNUM) {
     // the real count lives in section header 0's sh_info
-    if (shoff === 0n || shoff + BigInt(SHDR_SIZE) > sizeLimit) throw truncated('ELF PN_XNUM section header missing', shoff);
+    if (shoff === 0n) throw corrupt('ELF uses PN_XNUM but has no section header to hold the count', 40n);
+    if (shoff + BigInt(SHDR_SIZE) > sizeLimit) throw truncated('ELF PN_XNUM section header runs past the end of the file', shoff);
     const sh = new ByteReader(await file.readExact(shoff, SHDR_SIZE, 'ELF section header 0'), shoff, 'ELF section header');
     phnum = sh.u32(44);
   }

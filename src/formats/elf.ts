@@ -105,7 +105,9 @@ export const elf: FormatSpec = {
           details: { offset: hex(p.offset) },
         });
       }
-      if (p.paddr + p.filesz < p.paddr || p.paddr + p.filesz > 1n << 64n) throw new MemdumpError('E_CORRUPT', `ELF PT_LOAD at ${hex(p.paddr)} overflows`);
+      if (p.paddr + p.filesz > 1n << 64n) {
+        throw new MemdumpError('E_CORRUPT', `ELF PT_LOAD at physical ${hex(p.paddr)} runs past the end of the address space`, { details: { offset: hex(p.offset) } });
+      }
       index.add({ start: p.paddr, end: p.paddr + p.filesz }, p.offset, p.offset);
     }
     const notes = await readElfNotes(file, h.phdrs);

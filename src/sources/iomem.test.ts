@@ -29,6 +29,11 @@ test('nested RAM entries (virtio_mem, kmem) count; inclusive ends keep their las
   assert.deepEqual(kernelRanges(e), [{ name: 'Kernel code', range: { start: 0x51c00000n, end: 0x52a02000n } }]);
 });
 
+test('a capture saved with CRLF line ends parses the same', () => {
+  const lf = '00001000-0009fbff : System RAM\n  00100000-001fffff : Kernel code\n';
+  assert.deepEqual(parseIomem(lf.replace(/\n/g, '\r\n')), parseIomem(lf));
+});
+
 test('a non-root view (all zeros) is E_IOMEM_HIDDEN, not an empty machine', () => {
   const text = '00000000-00000000 : Reserved\n00000000-00000000 : System RAM\n  00000000-00000000 : Kernel code\n';
   assert.throws(() => ramRanges(parseIomem(text)), { code: 'E_IOMEM_HIDDEN' });
@@ -39,6 +44,18 @@ test('real captures parse and yield RAM', () => {
     const ram = ramRanges(parseIomem(readFileSync(new URL(name, CAPTURES), 'utf8')));
     assert.ok(ram.length > 0, name);
   }
+});
+
+test('the Debian 12 QEMU guest capture: two RAM ranges, kernel image inside the second', () => {
+  const e = parseIomem(readFileSync(new URL('qemu-debian12-6.1-512m.iomem', CAPTURES), 'utf8'));
+  assert.deepEqual(ramRanges(e), [
+    { start: 0x1000n, end: 0x9fc00n },
+    { start: 0x100000n, end: 0x1ffd7000n },
+  ]);
+  assert.deepEqual(
+    kernelRanges(e).map((k) => k.name),
+    ['Kernel code', 'Kernel rodata', 'Kernel data', 'Kernel bss'],
+  );
 });
 
 test('parser throws only coded errors on mutated input', () => {

@@ -14,7 +14,8 @@ export const MAX_IOMEM_LINES = 1 << 16;
 /** Parse /proc/iomem. Ends are inclusive in the file and exclusive here (AVML's off-by-one is not repeated). */
 export function parseIomem(text: string): IomemEntry[] {
   const out: IomemEntry[] = [];
-  const lines = text.split('\n');
+  // captures copied through other systems may carry CRLF line ends
+  const lines = text.split(/\r?\n/);
   if (lines.length > MAX_IOMEM_LINES) throw new MemdumpError('E_TOO_LARGE', `/proc/iomem has more than ${MAX_IOMEM_LINES} lines`);
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
