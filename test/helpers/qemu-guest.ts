@@ -1404,7 +1404,8 @@ export async function withGuest<T>(opts: BootOptions, fn: (guest: Guest) => Prom
 }
 
 // ---------------------------------------------------------------------------
-// ELF64 program headers (QEMU dumps, /proc/kcore)
+// ELF64 program headers (QEMU dumps, /proc/kcore). Deliberately independent of src/formats/elf-parse.ts: the
+// oracle side of a test must not share the code under test.
 
 export interface ElfProgramHeader {
   type: number;
