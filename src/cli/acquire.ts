@@ -5,7 +5,7 @@ import { formatByName } from '../formats/registry.js';
 import { runJob } from '../pipeline/job.js';
 import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { fmt } from '../pipeline/space.js';
-import { type SourceChoice, selectSource } from '../sources/select.js';
+import { SOURCE_CHOICES, type SourceChoice, selectSource } from '../sources/select.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parsePercent, parseSize, progressReporter, say } from './common.js';
 import { addCaseOptions, addHashOptions, printJobResult } from './shared-options.js';
 
@@ -68,6 +68,7 @@ Examples:
     if (chunkSize < BigInt(MIN_FAST_READ) || chunkSize > 256n << 20n) throw new MemdumpError('E_USAGE', '--chunk-size must be between 1M and 256M');
     const digests = parseDigests(o.digests);
     const windowSize = o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window');
+    if (!SOURCE_CHOICES.includes(o.source as SourceChoice)) throw new MemdumpError('E_USAGE', `unknown source "${o.source}" (choose from ${SOURCE_CHOICES.join(', ')})`);
     const selected = await selectSource({
       choice: o.source as SourceChoice,
       root: o.root,
@@ -93,7 +94,7 @@ Examples:
         format,
         output,
         digests,
-        windowSize: windowSize === 0n ? 0n : windowSize,
+        windowSize,
         rateLimit: o.rateLimit ? Number(parseSize(o.rateLimit, '--rate-limit')) : 0,
         maxDiskUsage: parsePercent(o.maxDiskUsage, '--max-disk-usage'),
         policy: { chunkSize: Number(chunkSize), signal: sig.signal },

@@ -9,7 +9,8 @@ import { KcoreSource } from './kcore.js';
 import { lockdownMode } from './lockdown.js';
 import type { PhysicalSource, SourceAttempt, SourceKind } from './types.js';
 
-export type SourceChoice = 'auto' | 'kcore' | 'crash' | 'mem' | 'file';
+export const SOURCE_CHOICES = ['auto', 'kcore', 'crash', 'mem', 'file'] as const;
+export type SourceChoice = (typeof SOURCE_CHOICES)[number];
 
 export interface SelectOptions {
   choice: SourceChoice;
