@@ -5,7 +5,6 @@ import { MemdumpError } from './errors.js';
 
 export const DIGESTS = ['md5', 'sha1', 'sha256'] as const;
 export type Digest = (typeof DIGESTS)[number];
-export const DEFAULT_WINDOW = 64n * 1024n * 1024n;
 
 export interface HashResult {
   /** Bytes hashed. */

@@ -17,10 +17,6 @@ export function fromInclusive(first: bigint, last: bigint): Range {
   return range(first, last + 1n);
 }
 
-export function lengthOf(r: Range): bigint {
-  return r.end - r.start;
-}
-
 export function totalLength(rs: readonly Range[]): bigint {
   let t = 0n;
   for (const r of rs) t += r.end - r.start;
@@ -87,10 +83,6 @@ export function* chunks(r: Range, size: bigint): Generator<Range> {
   for (let s = r.start; s < r.end; s += size) yield { start: s, end: s + size < r.end ? s + size : r.end };
 }
 
-export function formatRange(r: Range): string {
-  return `0x${r.start.toString(16)}-0x${(r.end - 1n).toString(16)}`;
-}
-
 /** JSON-safe form used by reports and sidecar maps: hex strings, inclusive end as analysts read iomem. */
 export interface RangeJson {
   start: string;
@@ -99,7 +91,4 @@ export interface RangeJson {
 }
 export function rangeToJson(r: Range): RangeJson {
   return { start: '0x' + r.start.toString(16), end: '0x' + r.end.toString(16), length: (r.end - r.start).toString() };
-}
-export function rangeFromJson(j: { start: string; end: string }): Range {
-  return range(BigInt(j.start), BigInt(j.end));
 }
