@@ -1,3 +1,4 @@
+import { expectCodeAsync as expectCode } from '../../test/helpers/expect-code.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -100,17 +101,6 @@ async function expectEither(buf: Buffer, code: string, offset?: bigint): Promise
   for (const scan of ['auto', 'walk'] as const) await expectCode(loadAll(buf, { scan }), code, offset);
 }
 
-async function expectCode(p: Promise<unknown>, code: string, offset?: bigint): Promise<MemdumpError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof MemdumpError, `expected MemdumpError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (offset !== undefined) assert.equal(e.details['offset'], '0x' + offset.toString(16), e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 async function readAllOf(img: MemoryImage, runs: readonly Run[], step = 1 << 20): Promise<void> {
   for (const r of runs) {

@@ -1,3 +1,4 @@
+import { expectCode } from '../../test/helpers/expect-code.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
@@ -30,17 +31,6 @@ function rawChunk(data: Buffer, crc = maskCrc(crc32c(data))): Buffer {
   return b;
 }
 
-function expectCode(fn: () => unknown, code: string, offset?: bigint): MemdumpError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof MemdumpError, `expected MemdumpError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (offset !== undefined) assert.equal(e.details['offset'], '0x' + offset.toString(16), e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 /** Split `data` into pieces of random sizes (seeded by fast-check's numbers). */
 function pieces(data: Uint8Array, cuts: number[]): Uint8Array[] {

@@ -152,20 +152,24 @@ test('SIGTERM mid-acquisition keeps NAME.partial and writes an INCOMPLETE report
 test('a full disk mid-write: exit 7, .partial kept, INCOMPLETE report', { skip: process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : false }, async (t) => {
   const dir = tempDir(t);
   const root = fakeRoot(join(dir, 'root'), LAYOUT);
-  const mnt = join(dir, 'mnt');
+  await withTmpfs(t, join(dir, 'mnt'), '12m', (mnt) => fullDisk(root, mnt));
+});
+
+/** Run fn with a small tmpfs mounted at mnt (unmounted before the temp dir is removed); skip where mount is refused. */
+async function withTmpfs(t: { skip: (why: string) => void }, mnt: string, size: string, fn: (mnt: string) => Promise<void>): Promise<void> {
   execFileSync('mkdir', [mnt]);
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'tmpfs', mnt]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt]);
   } catch {
     t.skip('mount not permitted here');
     return;
   }
   try {
-    await fullDisk(root, mnt);
+    await fn(mnt);
   } finally {
     execFileSync('umount', ['-l', mnt]);
   }
-});
+}
 
 async function fullDisk(root: string, mnt: string): Promise<void> {
   const out = join(mnt, 'full.lime');
@@ -191,22 +195,12 @@ async function fullDisk(root: string, mnt: string): Promise<void> {
 test('disk-space guard refuses before reading any memory', { skip: process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : false }, async (t) => {
   const dir = tempDir(t);
   const root = fakeRoot(join(dir, 'root'), LAYOUT);
-  const mnt = join(dir, 'mnt');
-  execFileSync('mkdir', [mnt]);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
-  } catch {
-    t.skip('mount not permitted here');
-    return;
-  }
-  try {
+  await withTmpfs(t, join(dir, 'mnt'), '4m', async (mnt) => {
     const r = await runCli(['acquire', '--root', root, '-o', join(mnt, 'x.lime')]);
     assert.equal(r.code, 7);
     assert.match(r.stderr, /E_NO_SPACE/);
     assert.deepEqual(readdirSync(mnt), []);
-  } finally {
-    execFileSync('umount', ['-l', mnt]);
-  }
+  });
 });
 
 test('source selection explains each failure: lockdown, missing devices, hidden iomem', async (t) => {
