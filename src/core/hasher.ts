@@ -170,12 +170,7 @@ export class Hasher {
   }
 
   async updateZeros(n: bigint): Promise<void> {
-    const z = zeroBlock();
-    while (n > 0n) {
-      const k = n < BigInt(z.length) ? Number(n) : z.length;
-      await this.update(z.subarray(0, k));
-      n -= BigInt(k);
-    }
+    for (const z of zeroPieces(n)) await this.update(z);
   }
 
   async digest(): Promise<HashResult> {
@@ -213,9 +208,15 @@ export function pickWindowDigest(digests: readonly Digest[]): Digest | undefined
 const POST_BYTES = 1 << 20;
 
 let zeros: Buffer | undefined;
-export function zeroBlock(): Buffer {
+function zeroBlock(): Buffer {
   zeros ??= Buffer.alloc(1 << 20);
   return zeros;
+}
+
+/** n zero bytes as views of one shared zero block (callers must not write to them). */
+export function* zeroPieces(n: bigint): Generator<Buffer> {
+  const z = zeroBlock();
+  for (; n > 0n; n -= BigInt(z.length)) yield n < BigInt(z.length) ? z.subarray(0, Number(n)) : z;
 }
 
 export function parseDigests(s: string): Digest[] {

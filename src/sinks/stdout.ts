@@ -1,5 +1,5 @@
 import { MemdumpError } from '../core/errors.js';
-import { zeroBlock } from '../core/hasher.js';
+import { zeroPieces } from '../core/hasher.js';
 import type { OutputSink, Receipt } from './types.js';
 
 /** `-o -`: container bytes to standard output with backpressure; the report goes elsewhere. */
@@ -25,12 +25,7 @@ export class StdoutSink implements OutputSink {
   }
 
   async writeZeros(n: bigint): Promise<void> {
-    const z = zeroBlock();
-    while (n > 0n) {
-      const k = n < BigInt(z.length) ? Number(n) : z.length;
-      await this.write(z.subarray(0, k));
-      n -= BigInt(k);
-    }
+    for (const z of zeroPieces(n)) await this.write(z);
   }
 
   async finish(): Promise<Receipt> {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Prng } from '../../test/helpers/prng.js';
@@ -52,7 +52,7 @@ test('acquire --source crash and --source mem from a device tree give the same L
       await img.close();
     }
     if (source === 'auto') {
-      const rep = JSON.parse((await import('node:fs')).readFileSync(out + '.report.json', 'utf8'));
+      const rep = JSON.parse(readFileSync(out + '.report.json', 'utf8'));
       assert.equal(rep.source.kind, 'crash', 'auto falls back from a missing kcore to /dev/crash');
       assert.match(rep.source.attempts[0].reason, /does not exist/);
     }

@@ -55,3 +55,18 @@ export function findPatternPages(buf: Buffer, seed: bigint): Array<{ offset: num
   }
   return hits;
 }
+
+/**
+ * Guest shell lines that start the `pattern` helper in the background and wait (up to 60 s) until it has
+ * planted its pages and written READYFILE (and READYFILE.pfns).
+ */
+export function startPatternScript(seed: bigint, pages: number, readyFile: string): string {
+  return `/bin/pattern ${seed} ${pages} ${readyFile} &
+i=0
+while [ ! -f ${readyFile} ]; do
+  i=$((i + 1))
+  if [ $i -gt 600 ]; then echo "pattern helper not ready after 60 s"; exit 3; fi
+  usleep 100000
+done
+`;
+}

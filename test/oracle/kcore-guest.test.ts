@@ -15,7 +15,7 @@ import type { MemoryImage } from '../../src/formats/types.js';
 import { imageChunks } from '../../src/pipeline/info.js';
 import { verify } from '../../src/pipeline/verify.js';
 import { kernelRanges, parseIomem, ramRanges } from '../../src/sources/iomem.js';
-import { findPatternPages, patternPage, PATTERN_PAGE_SIZE } from '../helpers/pattern.js';
+import { findPatternPages, patternPage, PATTERN_PAGE_SIZE, startPatternScript } from '../helpers/pattern.js';
 import { findExecutable, withGuest } from '../helpers/qemu-guest.js';
 
 const SEED = 0x5eedn;
@@ -24,13 +24,7 @@ const TEXT_PAGES = 300;
 const qemu = findExecutable('qemu-system-x86_64');
 
 const RUN_SH = `#!/bin/sh
-/bin/pattern ${SEED} ${PAGES} /work/pattern.ready &
-i=0
-while [ ! -f /work/pattern.ready ]; do
-  i=$((i + 1)); [ $i -gt 600 ] && { echo "pattern not ready"; exit 3; }
-  usleep 100000
-done
-cat /proc/iomem > /work/iomem.txt
+${startPatternScript(SEED, PAGES, '/work/pattern.ready')}cat /proc/iomem > /work/iomem.txt
 memdump acquire --source auto -o /work/dump.lime --case QEMU-PROOF --examiner ci --hash-window 16M
 echo $? > /work/acquire.rc
 sync

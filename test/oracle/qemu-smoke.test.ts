@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { findPatternPages, patternPage, PATTERN_PAGE_SIZE } from '../helpers/pattern.js';
+import { findPatternPages, patternPage, PATTERN_PAGE_SIZE, startPatternScript } from '../helpers/pattern.js';
 import {
   findExecutable,
   hex,
@@ -27,14 +27,7 @@ const PAGES = 256;
 const qemu = findExecutable('qemu-system-x86_64');
 
 const RUN_SH = `#!/bin/sh
-/bin/pattern ${SEED} ${PAGES} /work/pattern.ready &
-i=0
-while [ ! -f /work/pattern.ready ]; do
-  i=$((i + 1))
-  if [ $i -gt 600 ]; then echo "pattern helper not ready after 60 s"; exit 3; fi
-  usleep 100000
-done
-cat /proc/iomem > /work/iomem.txt
+${startPatternScript(SEED, PAGES, '/work/pattern.ready')}cat /proc/iomem > /work/iomem.txt
 ls -l /proc/kcore > /work/kcore.txt
 head -c 4096 /proc/kcore > /work/kcore-head.bin
 uname -r > /work/uname.txt
