@@ -7,6 +7,8 @@ import { registerAcquire } from './acquire.js';
 import type { GlobalOptions } from './common.js';
 import { registerConvert } from './convert.js';
 import { registerInfo } from './info.js';
+import { registerProcess } from './process.js';
+import { registerRegions } from './regions.js';
 import { registerVerify } from './verify.js';
 
 const EXIT_HELP = `
@@ -34,6 +36,8 @@ export async function main(argv: string[]): Promise<number> {
   registerInfo(program, globals, setExit);
   registerConvert(program, globals, setExit);
   registerVerify(program, globals, setExit);
+  registerProcess(program, globals, setExit);
+  registerRegions(program, globals, setExit);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -10,6 +10,61 @@ const dec = z.string().regex(/^[0-9]+$/);
 const rangeJson = z.object({ start: hex, end: hex, length: dec });
 const digestMap = z.object({ md5: z.string().optional(), sha1: z.string().optional(), sha256: z.string().optional() });
 
+const processSchema = z.object({
+  pid: z.number().int(),
+  comm: z.string(),
+  exe: z.object({ path: z.string().nullable(), sha256: z.string().nullable(), bytes: z.number().int(), error: z.string().nullable() }),
+  cmdline: z.array(z.string()),
+  cwd: z.string().nullable(),
+  root: z.string().nullable(),
+  credentials: z.object({ uid: z.array(z.number().int()), gid: z.array(z.number().int()), groups: z.array(z.number().int()) }),
+  status: z.record(z.string(), z.string()),
+  limits: z.array(z.object({ name: z.string(), soft: z.string(), hard: z.string(), units: z.string() })),
+  coredumpFilter: z.object({ value: hex, source: z.enum(['proc', 'option', 'all']) }),
+  freeze: z.object({
+    requested: z.boolean(),
+    registers: z.enum(['ptrace', 'partial', 'none']),
+    registersError: z.string().nullable(),
+    heldForCopy: z.boolean(),
+    stoppedMs: z.number().nullable(),
+    threadsSeen: z.number().int(),
+    consistency: z.string(),
+  }),
+  threads: z.array(z.object({ tid: z.number().int(), name: z.string(), state: z.string(), registers: z.boolean(), error: z.string().nullable(), pendingSignal: z.number().int() })),
+  readMethod: z.string(),
+  mappings: z.array(
+    z.object({
+      start: hex,
+      end: hex,
+      perms: z.string(),
+      offset: hex,
+      dev: z.string(),
+      inode: dec,
+      path: z.string(),
+      vmFlags: z.array(z.string()).nullable(),
+      rss: dec.nullable(),
+      anonymous: dec.nullable(),
+      dumped: dec,
+      reason: z.string(),
+    }),
+  ),
+  fds: z.array(z.object({ fd: z.number().int(), target: z.string(), kind: z.string() })).nullable(),
+  fdsError: z.string().nullable(),
+  environ: z.array(z.string()).nullable(),
+});
+
+const regionSchema = z.object({
+  start: hex,
+  end: hex,
+  perms: z.string(),
+  path: z.string(),
+  reasons: z.array(z.string()),
+  file: z.string().nullable(),
+  bytes: dec,
+  digests: digestMap,
+  zeroFilled: dec,
+});
+
 export const REPORT_SCHEMA_ID = 'memdump-report/1';
 
 export const reportSchema = z.object({
@@ -18,7 +73,7 @@ export const reportSchema = z.object({
   failure: z
     .object({ code: z.string(), message: z.string(), lastGoodOffset: dec, lastAddress: hex.nullable() })
     .nullable(),
-  command: z.enum(['acquire', 'convert']),
+  command: z.enum(['acquire', 'convert', 'process', 'regions']),
   tool: z.object({ name: z.literal('memdump'), version: z.string(), entry: z.string(), entrySha256: z.string(), node: z.string() }),
   argv: z.array(z.string()),
   case: z.object({ case: z.string().nullable(), examiner: z.string().nullable(), evidence: z.string().nullable(), notes: z.string().nullable() }),
@@ -61,6 +116,13 @@ export const reportSchema = z.object({
   options: z.record(z.string(), z.unknown()),
   warnings: z.array(z.string()),
   resources: z.object({ peakRssBytes: dec, cpuUserMs: z.number(), cpuSystemMs: z.number() }),
+  /** `memdump process` and `memdump regions`: the live process's context. */
+  process: processSchema.optional(),
+  /** `memdump regions`: what was cut out, one entry per region. */
+  regions: z.array(regionSchema).optional(),
 });
+
+export type ProcessReport = z.infer<typeof processSchema>;
+export type RegionReport = z.infer<typeof regionSchema>;
 
 export type Report = z.infer<typeof reportSchema>;

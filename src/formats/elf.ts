@@ -9,13 +9,24 @@ const ET_CORE = 4;
 const EM_X86_64 = 62;
 const PAGE = 4096n;
 
+/** One program header of a core we write: physical dumps set paddr, process cores set vaddr and memsz. */
+export interface ElfSegment {
+  vaddr: bigint;
+  paddr: bigint;
+  filesz: bigint;
+  memsz: bigint;
+  /** PF_R 4 | PF_W 2 | PF_X 1 */
+  flags: number;
+  align: bigint;
+}
+
 /**
- * Header bytes of a physical-memory ELF core as QEMU's dump-guest-memory (paging off) writes it: PT_NOTE
- * first, then one PT_LOAD per run in ascending p_paddr with p_filesz == p_memsz. Data starts page-aligned.
+ * ET_CORE header bytes: PT_NOTE first, then the PT_LOADs in the given order with their data following each
+ * other from the first page boundary after the notes (so data stays page-aligned when sizes are pages).
+ * Above 65535 headers the count moves to section header 0 (PN_XNUM), as the kernel and gdb expect.
  */
-export function elfHeader(plan: WritePlan): { header: Buffer; dataOffsets: bigint[] } {
-  const notes = Buffer.concat(plan.notes.map(encodeNote));
-  const phnum = plan.runs.length + (notes.length > 0 ? 1 : 0);
+export function elfCoreHeader(segments: readonly ElfSegment[], notes: Buffer): { header: Buffer; dataOffsets: bigint[] } {
+  const phnum = segments.length + (notes.length > 0 ? 1 : 0);
   const xnum = phnum >= PN_XNUM;
   const phoff = BigInt(EHDR_SIZE);
   const shoff = xnum ? phoff + BigInt(phnum * PHDR_SIZE) : 0n;
@@ -45,21 +56,31 @@ export function elfHeader(plan: WritePlan): { header: Buffer; dataOffsets: bigin
     p += PHDR_SIZE;
   }
   const dataOffsets: bigint[] = [];
-  for (const r of plan.runs) {
-    const len = r.end - r.start;
+  for (const s of segments) {
     header.writeUInt32LE(PT_LOAD, p);
-    header.writeUInt32LE(7, p + 4); // RWX, as QEMU marks guest RAM
+    header.writeUInt32LE(s.flags, p + 4);
     header.writeBigUInt64LE(dataOff, p + 8);
-    header.writeBigUInt64LE(r.start, p + 24);
-    header.writeBigUInt64LE(len, p + 32);
-    header.writeBigUInt64LE(len, p + 40);
+    header.writeBigUInt64LE(s.vaddr, p + 16);
+    header.writeBigUInt64LE(s.paddr, p + 24);
+    header.writeBigUInt64LE(s.filesz, p + 32);
+    header.writeBigUInt64LE(s.memsz, p + 40);
+    header.writeBigUInt64LE(s.align, p + 48);
     dataOffsets.push(dataOff);
-    dataOff += len;
+    dataOff += s.filesz;
     p += PHDR_SIZE;
   }
   if (xnum) header.writeUInt32LE(phnum, Number(shoff) + 44); // sh_info of section 0 holds the real count
   notes.copy(header, Number(noteOff));
   return { header, dataOffsets };
+}
+
+/**
+ * Header bytes of a physical-memory ELF core as QEMU's dump-guest-memory (paging off) writes it: one PT_LOAD
+ * per run in ascending p_paddr with p_filesz == p_memsz, marked RWX.
+ */
+export function elfHeader(plan: WritePlan): { header: Buffer; dataOffsets: bigint[] } {
+  const segments = plan.runs.map((r) => ({ vaddr: 0n, paddr: r.start, filesz: r.end - r.start, memsz: r.end - r.start, flags: 7, align: 0n }));
+  return elfCoreHeader(segments, Buffer.concat(plan.notes.map(encodeNote)));
 }
 
 class ElfImage implements MemoryImage {
@@ -97,7 +118,10 @@ export const elf: FormatSpec = {
   },
   async open(file) {
     const h = await readElfHeaders(file);
-    const loads = h.phdrs.filter((p) => p.type === PT_LOAD && p.filesz > 0n).sort((a, b) => (a.paddr < b.paddr ? -1 : a.paddr > b.paddr ? 1 : 0));
+    const withData = h.phdrs.filter((p) => p.type === PT_LOAD && p.filesz > 0n);
+    // a process core (gdb, the kernel, `memdump process`) leaves p_paddr 0 and addresses memory by p_vaddr
+    const virtual = withData.length > 0 && withData.every((p) => p.paddr === 0n) && withData.some((p) => p.vaddr !== 0n);
+    const loads = withData.map((p) => (virtual ? { ...p, paddr: p.vaddr } : p)).sort((a, b) => (a.paddr < b.paddr ? -1 : a.paddr > b.paddr ? 1 : 0));
     const index = new RunIndex('ELF');
     for (const p of loads) {
       if (p.offset + p.filesz > file.size) {
@@ -114,6 +138,7 @@ export const elf: FormatSpec = {
     const memszBeyondFile = loads.filter((p) => p.memsz > p.filesz).length;
     return new ElfImage(file, index, notes, {
       elfType: h.type,
+      addressSpace: virtual ? 'virtual' : 'physical',
       machine: h.machine,
       loadSegments: loads.length,
       noteNames: [...new Set(notes.map((n) => n.name))],

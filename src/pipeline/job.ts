@@ -4,7 +4,7 @@ import { ContentHasher } from '../core/content-hash.js';
 import { ERROR_EXIT } from '../core/errors.js';
 import type { Digest } from '../core/hasher.js';
 import { type Range, totalLength } from '../core/ranges.js';
-import type { Report } from '../core/report-schema.js';
+import type { ProcessReport, RegionReport, Report } from '../core/report-schema.js';
 import { flatOffsets } from '../formats/flat.js';
 import { SIDECAR_SUFFIX, sidecarFor } from '../formats/sidecar.js';
 import type { FormatSpec, ImageNote } from '../formats/types.js';
@@ -14,13 +14,13 @@ import { StdoutSink } from '../sinks/stdout.js';
 import type { OutputSink } from '../sinks/types.js';
 import type { PhysicalSource, SourceAttempt } from '../sources/types.js';
 import { collectContext } from './context.js';
-import { copyMemory } from './copy.js';
+import { type CopyResult, copyMemory } from './copy.js';
 import type { PolicyOptions } from './read-policy.js';
 import { type CaseFields, type ContextEntry, type OutputEntry, buildReport, serializeReport, writeReportFiles } from './report.js';
 import { checkSpace } from './space.js';
 
 export interface JobOptions {
-  command: 'acquire' | 'convert';
+  command: Report['command'];
   argv: readonly string[];
   caseFields: CaseFields;
   root: string;
@@ -45,6 +45,12 @@ export interface JobOptions {
   warnings: string[];
   options: Record<string, unknown>;
   onProgress?: (done: bigint, total: bigint) => void;
+  /** Runs as soon as the copy ends, before anything else (a process freeze is released here). */
+  afterCopy?: () => void;
+  /** The live process's context for the report, gathered after the copy. */
+  processReport?: (copy: CopyResult) => Promise<ProcessReport>;
+  /** `memdump regions` into one container: what was cut out. */
+  regions?: RegionReport[];
 }
 
 export interface JobResult {
@@ -91,6 +97,7 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(content ? { onData: (addr: bigint, chunk: Buffer) => content.update(addr, chunk) } : {}),
   });
+  o.afterCopy?.();
 
   const outputs: OutputEntry[] = [
     {
@@ -137,6 +144,8 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     context,
     options: o.options,
     warnings,
+    process: o.processReport ? await o.processReport(copy) : undefined,
+    regions: o.regions,
   });
 
   let reportPath: string | undefined;

@@ -14,6 +14,8 @@ export interface PolicyOptions {
   transientRetries?: number;
   /** When aborted, the rest of the range is accounted as skipped and E_INTERRUPTED is thrown. */
   signal?: AbortSignal;
+  /** errnos that end the copy instead of zero-filling a page (ESRCH: the process being read has exited). */
+  fatal?: ReadonlySet<string>;
 }
 
 export interface RangeAccount {
@@ -78,7 +80,11 @@ export async function* readRange(
       try {
         n = await readOnce(addr + BigInt(got), buf, off + got, len - got);
       } catch (e) {
-        return { got, errno: errnoOf(e) };
+        const errno = errnoOf(e);
+        if (options.fatal?.has(errno)) {
+          throw new MemdumpError('E_SOURCE_READ', `${source.path}: ${errno} at ${hex(addr + BigInt(got))}; the copy cannot continue`, { details: { errno }, cause: e });
+        }
+        return { got, errno };
       }
       if (n <= 0) return { got, errno: 'EOF' };
       got += Math.min(n, len - got);

@@ -2,7 +2,7 @@ import { MemdumpError } from '../core/errors.js';
 import { escapeDeep } from '../core/escape.js';
 import { hostIdentity, peakRss, toolIdentity } from '../core/host.js';
 import { type Range, rangeToJson, totalLength } from '../core/ranges.js';
-import { REPORT_SCHEMA_ID, type Report, reportSchema } from '../core/report-schema.js';
+import { type ProcessReport, REPORT_SCHEMA_ID, type RegionReport, type Report, reportSchema } from '../core/report-schema.js';
 import type { FormatSpec } from '../formats/types.js';
 import { writeFileExclusive } from '../sinks/exclusive.js';
 import type { SourceAttempt } from '../sources/types.js';
@@ -35,7 +35,7 @@ export interface ContextEntry {
 }
 
 export interface ReportInput {
-  command: 'acquire' | 'convert';
+  command: Report['command'];
   argv: readonly string[];
   caseFields: CaseFields;
   root?: string;
@@ -51,6 +51,8 @@ export interface ReportInput {
   context: ContextEntry[];
   options: Record<string, unknown>;
   warnings: string[];
+  process?: ProcessReport | undefined;
+  regions?: RegionReport[] | undefined;
 }
 
 const s = (v: bigint) => v.toString();
@@ -102,6 +104,8 @@ export function buildReport(i: ReportInput): Report {
     options: i.options,
     warnings: i.warnings,
     resources: { peakRssBytes: s(peakRss()), cpuUserMs: Math.round(usage.userCPUTime / 1000), cpuSystemMs: Math.round(usage.systemCPUTime / 1000) },
+    ...(i.process ? { process: i.process } : {}),
+    ...(i.regions ? { regions: i.regions } : {}),
   };
   return escapeDeep(report);
 }
@@ -140,6 +144,16 @@ export function renderLog(r: Report): string {
   add('ended (UTC)', r.time.end);
   add('duration', `${(r.time.durationMs / 1000).toFixed(1)} s`);
   add('source', `${r.source.kind} ${r.source.path}`);
+  if (r.process) {
+    const p = r.process;
+    add('process', `${p.pid} ${p.comm} (${p.exe.path ?? '?'}, sha256 ${p.exe.sha256 ?? p.exe.error ?? '?'})`);
+    add('command line', p.cmdline.join(' '));
+    add('threads', `${p.threads.length}; registers: ${p.freeze.registers}${p.freeze.registersError ? ' — ' + p.freeze.registersError : ''}`);
+    add('stopped', p.freeze.stoppedMs === null ? 'never' : `${p.freeze.stoppedMs} ms (${p.freeze.heldForCopy ? 'held for the whole copy' : 'only to read registers'})`);
+    add('consistency', p.freeze.consistency);
+    add('coredump_filter', `${p.coredumpFilter.value} (${p.coredumpFilter.source})`);
+  }
+  for (const g of r.regions ?? []) add('region', `${g.start}-${g.end} ${g.perms} ${g.path || '[anon]'} — ${g.reasons.join('; ')}${g.file ? ' → ' + g.file : ''}`);
   for (const a of r.source.attempts) add(a.ok ? '  used' : '  failed', `${a.source} ${a.ok ? '' : '— ' + (a.reason ?? a.code ?? '')}`);
   if (r.source.lockdown) add('lockdown', r.source.lockdown);
   add('format', r.format.name);
