@@ -119,6 +119,10 @@ function decide(m: Mapping, o: CoreFilterOptions): Decision {
     if (bit(FILTER_BITS.anonPrivate)) return [size, `${noFile ? 'anon private' : 'writable file private'} (filter bit 0; no smaps: assumed written)`];
   }
   if (noFile) return [0n, bit(FILTER_BITS.anonPrivate) ? 'anon private never written' : 'anon private not selected (bit 0)'];
+  // Unlike the kernel (file-private rules), a private mapping of a memfd, a deleted file, /dev/zero or SysV shm
+  // counts as anonymous, as gdb's gcore does: a fileless payload (memfd_create + mmap) is what an analyst
+  // wants in the core, and no file on disk holds those bytes afterwards.
+  if (anon) return pick(FILTER_BITS.anonPrivate, 'memfd/deleted-file private, counted as anonymous');
   if (bit(FILTER_BITS.filePrivate)) return [size, `file private (filter bit ${FILTER_BITS.filePrivate})`];
   if (bit(FILTER_BITS.elfHeaders) && m.offset === 0n && o.elfHeaderAt.has(m.start)) {
     return [o.pageSize < size ? o.pageSize : size, `ELF header page (bit ${FILTER_BITS.elfHeaders})`];
