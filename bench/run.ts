@@ -1,13 +1,15 @@
 /**
  * npm run bench: each entry runs memdump and its peer on the same input in the same run and prints ratios.
  * Targets (issue #2): pipeline ≥ 2.5× dc3dd and ≥ 0.9× md5sum with peak RSS ≤ 256 MiB; in a QEMU guest,
- * kcore acquisition ≥ 0.8× dd. BENCH_ONLY=pipeline,snappy,guest selects entries.
+ * kcore acquisition ≥ 0.8× dd. Issue #3: `memdump process` of a 2 GiB process ≤ 0.5× gcore's wall time, target
+ * stopped ≤ 0.5 s writing to /dev/null, peak RSS ≤ 256 MiB. BENCH_ONLY=pipeline,snappy,guest,process selects entries.
  */
 import { benchPipeline } from './pipeline.js';
 import { benchSnappy } from './snappy.js';
 import { benchGuest } from './guest.js';
+import { benchProcess } from './process.js';
 
-const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest').split(',');
+const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest,process').split(',');
 const mib = (b: number, s: number) => (b / 2 ** 20 / s).toFixed(0);
 const verdict = (ok: boolean) => (ok ? 'meets target' : 'BELOW TARGET');
 
@@ -43,5 +45,27 @@ if (only.includes('guest')) {
     console.log(`dd bs=1M (biggest direct-map segment, ${(r.ddBytes / 2 ** 20).toFixed(0)} MiB)  ${mib(r.ddBytes, r.ddSeconds)} MiB/s`);
     console.log(`memdump acquire -o - --digests none  ${mib(r.memdumpBytes, r.memdumpNoHashSeconds)} MiB/s  ratio ${r.ratioNoHash.toFixed(2)}× (${verdict(r.ratioNoHash >= 0.8)}: ≥ 0.8×)`);
     console.log(`memdump acquire -o - (md5+sha1+sha256)  ${mib(r.memdumpBytes, r.memdumpSeconds)} MiB/s  ratio ${r.ratio.toFixed(2)}× (guest has ${r.cpus} vCPU under TCG emulation)`);
+  }
+}
+
+if (only.includes('process')) {
+  const r = await benchProcess();
+  if (!r) console.log('\n## process: gcore or gcc not installed, skipped');
+  else {
+    console.log(`\n## process: a parked 5-thread process with ${r.mib} MiB of touched anonymous memory; output in /dev/shm`);
+    for (const x of r.runs) {
+      console.log(`${x.name.padEnd(48)} ${x.seconds.toFixed(2)} s  stopped ${x.stoppedMs === null ? '?' : (x.stoppedMs / 1000).toFixed(2) + ' s'}${x.peakRssMiB === null ? '' : `  peak RSS ${x.peakRssMiB.toFixed(0)} MiB`}`);
+    }
+    const by = (n: string) => r.runs.find((x) => x.name.startsWith(n))!;
+    const g = by('gcore → file');
+    const gn = by('gdb gcore → /dev/null');
+    const show = (label: string, v: number, target: number, le = true) => console.log(`${label.padEnd(64)} ${v.toFixed(2)} (${verdict(le ? v <= target : v >= target)}: ${le ? '≤' : '≥'} ${target})`);
+    show('wall ratio memdump/gcore to a file, default digests', by('memdump process → file (md5').seconds / g.seconds, 0.5);
+    show('wall ratio memdump/gcore to a file, sha256 only', by('memdump process → file (--digests sha256').seconds / g.seconds, 0.5);
+    show('wall ratio memdump/gcore to /dev/null, default digests', by('memdump process → /dev/null (md5').seconds / gn.seconds, 0.5);
+    show('wall ratio memdump/gcore to /dev/null, no digests', by('memdump process → /dev/null (--digests none').seconds / gn.seconds, 0.5);
+    show('target stopped (s) → /dev/null, default digests', (by('memdump process → /dev/null (md5').stoppedMs ?? 0) / 1000, 0.5);
+    show('target stopped (s) → /dev/null, no digests', (by('memdump process → /dev/null (--digests none').stoppedMs ?? 0) / 1000, 0.5);
+    show('peak RSS (MiB), worst memdump run', Math.max(...r.runs.filter((x) => x.peakRssMiB !== null).map((x) => x.peakRssMiB!)), 256);
   }
 }
