@@ -34,7 +34,7 @@ function capturesDir(): string {
  * regions-*.maps: /proc/PID/maps of processes on a Debian 12 host (kernel 6.18, glibc 2.36), taken while they
  * ran; regions-*.tasks: `TID` then /proc/PID/task/TID/syscall of every thread, taken right after (the
  * second-to-last field is the stack pointer). node20-worker: node 20 with a worker thread (libuv pool, V8
- * platform threads, two isolates' rwx code spaces); 73 of its 76 small V8 cage mappings were left out.
+ * platform threads, two isolates' rwx code spaces); 49 of its 52 small anonymous rw-p V8 heap pages were left out.
  * python311-threads: python 3.11 with three threads that allocated (three glibc arenas); lib-dynload lines left
  * out. python311-injected: the inject script of suspicious.test.ts (anon rwx, memfd r-x, deleted file r-x).
  */

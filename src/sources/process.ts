@@ -1,4 +1,4 @@
-import { close, open } from 'node:fs';
+import { close, open, readFileSync } from 'node:fs';
 import { MemdumpError, fromSystemError } from '../core/errors.js';
 import { preadAt } from '../core/file.js';
 import type { Range } from '../core/ranges.js';
@@ -52,7 +52,7 @@ export class ProcessSource implements PhysicalSource {
       if (code !== 'EPERM' && code !== 'ENOSYS') throw new MemdumpError('E_SOURCE_READ', `process_vm_readv on ${this.pid}: ${code}`);
     }
     this.memFd = await new Promise<number>((resolve, reject) =>
-      open(`${this.procRoot}/${this.pid}/mem`, 'r', (e, fd) => (e ? reject(fromSystemError(e, `opening ${this.procRoot}/${this.pid}/mem`)) : resolve(fd))),
+      open(`${this.procRoot}/${this.pid}/mem`, 'r', (e, fd) => (e ? reject(permissionHint(fromSystemError(e, `opening ${this.procRoot}/${this.pid}/mem`))) : resolve(fd))),
     );
     this.method = '/proc/PID/mem';
   }
@@ -73,4 +73,17 @@ export class ProcessSource implements PhysicalSource {
     this.memFd = undefined;
     if (fd !== undefined) await new Promise<void>((resolve) => close(fd, () => resolve()));
   }
+}
+
+/** Why reading another process's memory is refused, in terms a user can act on. */
+function permissionHint(e: MemdumpError): MemdumpError {
+  if (e.code !== 'E_PERMISSION') return e;
+  let yama = '';
+  try {
+    const scope = readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim();
+    if (scope !== '0') yama = ` Yama ptrace_scope is ${scope}: only ${scope === '1' ? 'descendants (or processes that allowed it with PR_SET_PTRACER)' : 'root'} can be read;`;
+  } catch {
+    // no Yama on this kernel
+  }
+  return new MemdumpError('E_PERMISSION', `${e.message}.${yama} run as root (or with CAP_SYS_PTRACE), or as the process's owner`, { details: e.details, cause: e });
 }

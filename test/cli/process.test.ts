@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -200,4 +200,17 @@ test('process: clear errors for a missing process and a bad pid', async () => {
   const bad = await runCli(['process', '12abc']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /E_USAGE/);
+});
+
+test('process: without root, a user dumps their own process and gets E_PERMISSION for another user\'s', { skip: process.getuid?.() !== 0 ? 'needs root to switch to nobody' : false }, async (t) => {
+  const dir = tempDir(t);
+  const { chmodSync } = await import('node:fs');
+  chmodSync(dir, 0o777);
+  const sh = `cd ${dir}; sleep 30 & p=$!; "${process.execPath}" "${CLI}" process $p -o own.core; echo own=$?; "${process.execPath}" "${CLI}" process 1 -o init.core; echo init=$?; kill $p`;
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', sh], { encoding: 'utf8' });
+  assert.match(r.stdout, /own=0/, r.stderr);
+  assert.match(r.stdout, /init=4/, r.stderr);
+  assert.match(r.stderr, /E_PERMISSION/);
+  const v = await runCli(['verify', join(dir, 'own.core')]);
+  assert.equal(v.code, 0, v.stderr);
 });
