@@ -98,7 +98,7 @@ Examples:
       });
       const p = result.report.process;
       if (p) {
-        say(g, `threads ${p.threads.length}, registers ${p.freeze.registers}${p.freeze.registersError ? ` (${p.freeze.registersError})` : ''}; stopped ${p.freeze.stoppedMs ?? 0} ms`);
+        say(g, `threads ${p.threads.length}, registers ${p.freeze.registers}${p.freeze.registersError ? ` (${p.freeze.registersError})` : ''}; ${p.freeze.stoppedMs === null ? "never stopped" : `stopped ${p.freeze.stoppedMs} ms`}`);
       }
       printJobResult(g, result);
       setExit(result.exitCode);

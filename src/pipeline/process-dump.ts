@@ -1,6 +1,6 @@
 import type { Digest } from '../core/hasher.js';
 import type { Range } from '../core/ranges.js';
-import type { ProcessReport } from '../core/report-schema.js';
+import type { ProcessReport, RegionReport } from '../core/report-schema.js';
 import type { ElfSegment } from '../formats/elf.js';
 import { type CoreThread, permsToFlags, processCoreFormat, coreNotes } from '../formats/process-core.js';
 import type { FormatSpec } from '../formats/types.js';
@@ -12,7 +12,7 @@ import { hexMask, parseStat, parseStatus, readText } from '../sources/proc-info.
 import { ProcessSource } from '../sources/process.js';
 import type { CaseFields } from './report.js';
 import { gatherProcessReport } from './process-report.js';
-import { type JobResult, runJob } from './job.js';
+import { type JobOptions, type JobResult, runJob } from './job.js';
 import type { PolicyOptions } from './read-policy.js';
 
 export interface ProcessDumpOptions {
@@ -148,6 +148,57 @@ export async function coreLayout(pid: number, procRoot: string, snap: ProcessSna
   return { format: processCoreFormat(segments, notes), ranges };
 }
 
+/** The job for copying a frozen process through the ordinary pipeline; the freeze ends as soon as the copy does. */
+export function processJob(p: {
+  command: 'process' | 'regions';
+  snap: ProcessSnapshot;
+  source: ProcessSource;
+  format: FormatSpec;
+  output: string;
+  digests: readonly Digest[];
+  windowSize: bigint;
+  rateLimit: number;
+  maxDiskUsage: number;
+  policy: PolicyOptions;
+  argv: readonly string[];
+  caseFields: CaseFields;
+  reportPath: string | undefined;
+  warnings: string[];
+  options: Record<string, unknown>;
+  onProgress?: (done: bigint, total: bigint) => void;
+  processReport: () => Promise<ProcessReport>;
+  regions?: RegionReport[];
+}): JobOptions {
+  return {
+    command: p.command,
+    argv: p.argv,
+    caseFields: p.caseFields,
+    root: '/',
+    source: p.source,
+    attempts: [{ source: 'process', path: p.source.path, ok: true }],
+    lockdown: undefined,
+    ram: p.snap.mappings.map((m) => ({ start: m.start, end: m.end })),
+    notes: [],
+    format: p.format,
+    output: p.output,
+    digests: p.digests,
+    windowSize: p.windowSize,
+    rateLimit: p.rateLimit,
+    maxDiskUsage: p.maxDiskUsage,
+    // ESRCH: the process exited; zero-filling the rest of its memory page by page would be pointless
+    policy: { ...p.policy, fatal: new Set(['ESRCH']) },
+    context: undefined,
+    reportPath: p.reportPath,
+    contentHash: false,
+    warnings: p.warnings,
+    options: p.options,
+    ...(p.onProgress ? { onProgress: p.onProgress } : {}),
+    afterCopy: () => p.snap.freeze.release(),
+    processReport: p.processReport,
+    ...(p.regions ? { regions: p.regions } : {}),
+  };
+}
+
 export async function dumpProcess(o: ProcessDumpOptions): Promise<JobResult> {
   const snap = await snapshotProcess(o.pid, o.procRoot, o.freeze, o.filter, o.all);
   let source: ProcessSource | undefined;
@@ -164,33 +215,17 @@ export async function dumpProcess(o: ProcessDumpOptions): Promise<JobResult> {
     if (fi.registers !== 'ptrace') warnings.push(`registers ${fi.registers === 'none' ? 'are missing' : 'are missing for some threads'}: ${fi.registersError ?? 'unknown reason'}`);
     if (!fi.heldForCopy) warnings.push('the process ran during the copy (--no-freeze or no ptrace): memory may be inconsistent between regions');
     const src = source;
-    return await runJob({
-      command: 'process',
-      argv: o.argv,
-      caseFields: o.caseFields,
-      root: '/',
-      source: src,
-      attempts: [{ source: 'process', path: src.path, ok: true }],
-      lockdown: undefined,
-      ram: snap.mappings.map((m) => ({ start: m.start, end: m.end })),
-      notes: [],
-      format,
-      output: o.output,
-      digests: o.digests,
-      windowSize: o.windowSize,
-      rateLimit: o.rateLimit,
-      maxDiskUsage: o.maxDiskUsage,
-      policy: { ...o.policy, fatal: new Set(['ESRCH']) },
-      context: undefined,
-      reportPath: o.reportPath,
-      contentHash: false,
-      warnings,
-      options: o.options,
-      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-      afterCopy: () => snap.freeze.release(),
-      processReport: (): Promise<ProcessReport> =>
-        gatherProcessReport(o.pid, o.procRoot, snap, src.path, selection, { environ: o.environ }),
-    });
+    return await runJob(
+      processJob({
+        command: 'process',
+        snap,
+        source: src,
+        ...o,
+        format,
+        warnings,
+        processReport: () => gatherProcessReport(o.pid, o.procRoot, snap, src.path, selection, { environ: o.environ }),
+      }),
+    );
   } finally {
     snap.freeze.release();
     await source?.close();

@@ -10,7 +10,7 @@ import type { Mapping } from '../sources/maps.js';
 import { ProcessSource } from '../sources/process.js';
 import { type CopyResult, copyMemory } from './copy.js';
 import { type JobResult, runJob } from './job.js';
-import { coreLayout, snapshotProcess, type ProcessSnapshot } from './process-dump.js';
+import { coreLayout, processJob, snapshotProcess, type ProcessSnapshot } from './process-dump.js';
 import { gatherProcessReport } from './process-report.js';
 import type { PolicyOptions } from './read-policy.js';
 import { type RegionSelectors, type SelectedRegion, addGrepHits, grepRegions, selectRegions } from './regions.js';
@@ -120,32 +120,20 @@ export async function dumpRegions(o: RegionsOptions): Promise<JobResult & { regi
           o.format === 'elf'
             ? (await coreLayout(o.pid, o.procRoot, snap, regions.map((r) => ({ mapping: { ...(r.mapping as Mapping), start: r.start, end: r.end }, dumpBytes: r.end - r.start })))).format
             : formatByName('lime');
-        const result = await runJob({
-          command: 'regions',
-          argv: o.argv,
-          caseFields: o.caseFields,
-          root: '/',
-          source,
-          attempts: [{ source: 'process', path: source.path, ok: true }],
-          lockdown: undefined,
-          ram: snap.mappings.map((m) => ({ start: m.start, end: m.end })),
-          notes: [],
-          format,
-          output: o.output,
-          digests: o.digests,
-          windowSize: o.windowSize,
-          rateLimit: 0,
-          maxDiskUsage: o.maxDiskUsage,
-          policy: { ...o.policy, fatal: new Set(['ESRCH']) },
-          context: undefined,
-          reportPath: undefined,
-          contentHash: false,
-          warnings,
-          options: o.options,
-          afterCopy: () => snap.freeze.release(),
-          processReport: () => processReport(source.path),
-          regions: regions.map((r) => entry(r, null, undefined)),
-        });
+        const result = await runJob(
+          processJob({
+            command: 'regions',
+            snap,
+            source,
+            ...o,
+            format,
+            warnings,
+            rateLimit: 0,
+            reportPath: undefined,
+            processReport: () => processReport(source.path),
+            regions: regions.map((r) => entry(r, null, undefined)),
+          }),
+        );
         return { ...result, regions: result.report.regions ?? [] };
       } finally {
         await source.close();

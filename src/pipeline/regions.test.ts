@@ -10,6 +10,7 @@ import { preadAt } from '../core/file.js';
 import { isSortedDisjoint } from '../core/ranges.js';
 import { type Mapping, parseMaps } from '../sources/maps.js';
 import { expectCode } from '../../test/helpers/expect-code.js';
+import { fakeMem } from '../../test/helpers/fake-memory.js';
 import {
   type RegionSelectors,
   type SelectedRegion,
@@ -345,18 +346,6 @@ test('parseGrepArg: text, hex: bytes, text: escape; empty and odd hex are usage 
 
 // ---------------------------------------------------------------- grep
 
-/** A fake process: `mem` laid out from `base`; chunks starting at an address in `holes` read as unreadable. */
-function fakeMem(base: bigint, mem: Buffer, holes: ReadonlySet<bigint> = new Set()) {
-  const calls: [bigint, number][] = [];
-  const read = async (addr: bigint, length: number): Promise<Buffer | undefined> => {
-    calls.push([addr, length]);
-    if (holes.has(addr)) return undefined;
-    const off = Number(addr - base);
-    assert.ok(off >= 0 && off + length <= mem.length, `read outside the fake memory at ${addr.toString(16)}`);
-    return Buffer.from(mem.subarray(off, off + length));
-  };
-  return { read, calls };
-}
 
 function anonMapping(start: bigint, length: number, perms = 'rw-p'): Mapping {
   return parseMaps(`${start.toString(16)}-${(start + BigInt(length)).toString(16)} ${perms} 00000000 00:00 0\n`)[0]!;

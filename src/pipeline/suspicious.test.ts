@@ -8,6 +8,7 @@ import { preadAt } from '../core/file.js';
 import { type Mapping, parseMaps } from '../sources/maps.js';
 import { grepRegions } from './regions.js';
 import { type Finding, elfScannable, findSuspicious } from './suspicious.js';
+import { fakeMem } from '../../test/helpers/fake-memory.js';
 
 const PAGE = 4096;
 const NO_READ = async (): Promise<undefined> => undefined;
@@ -28,18 +29,6 @@ function mapping(line: string): Mapping {
 /** A 64-byte ELF header like the loader sees: this node binary's own. */
 const REAL_ELF = readFileSync(process.execPath).subarray(0, 64);
 
-/** Fake memory: `mem` at `base`; reads of chunks starting in `holes` fail; every read is recorded. */
-function fakeMem(base: bigint, mem: Buffer, holes: ReadonlySet<bigint> = new Set()) {
-  const calls: [bigint, number][] = [];
-  const read = async (addr: bigint, length: number): Promise<Buffer | undefined> => {
-    calls.push([addr, length]);
-    if (holes.has(addr)) return undefined;
-    const off = Number(addr - base);
-    assert.ok(off >= 0 && off + length <= mem.length, `read outside the fake memory at ${addr.toString(16)}`);
-    return Buffer.from(mem.subarray(off, off + length));
-  };
-  return { read, calls };
-}
 
 function anon(start: bigint, length: number, perms = 'rw-p', path = ''): Mapping {
   const inode = path === '' || path.startsWith('[') ? '0' : '4242';

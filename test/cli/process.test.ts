@@ -202,12 +202,20 @@ test('process: clear errors for a missing process and a bad pid', async () => {
   assert.match(bad.stderr, /E_USAGE/);
 });
 
-test('process: without root, a user dumps their own process and gets E_PERMISSION for another user\'s', { skip: process.getuid?.() !== 0 ? 'needs root to switch to nobody' : false }, async (t) => {
+const AS_NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+function nobodyCannotRun(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root to switch to nobody';
+  // a checkout under a 0700 directory (mktemp -d) cannot be read by another user
+  if (spawnSync('setpriv', [...AS_NOBODY, 'test', '-r', CLI]).status !== 0) return `nobody cannot read ${CLI}`;
+  return false;
+}
+
+test('process: without root, a user dumps their own process and gets E_PERMISSION for another user\'s', { skip: nobodyCannotRun() }, async (t) => {
   const dir = tempDir(t);
   const { chmodSync } = await import('node:fs');
   chmodSync(dir, 0o777);
   const sh = `cd ${dir}; sleep 30 & p=$!; "${process.execPath}" "${CLI}" process $p -o own.core; echo own=$?; "${process.execPath}" "${CLI}" process 1 -o init.core; echo init=$?; kill $p`;
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', sh], { encoding: 'utf8' });
+  const r = spawnSync('setpriv', [...AS_NOBODY, 'sh', '-c', sh], { encoding: 'utf8' });
   assert.match(r.stdout, /own=0/, r.stderr);
   assert.match(r.stdout, /init=4/, r.stderr);
   assert.match(r.stderr, /E_PERMISSION/);
