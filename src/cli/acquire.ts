@@ -1,13 +1,12 @@
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
-import { parseDigests } from '../core/hasher.js';
 import { formatByName } from '../formats/registry.js';
 import { runJob } from '../pipeline/job.js';
 import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { fmt } from '../pipeline/space.js';
 import { SOURCE_CHOICES, type SourceChoice, selectSource } from '../sources/select.js';
-import { type GlobalOptions, abortOnSignals, defaultName, parsePercent, parseSize, progressReporter, say } from './common.js';
-import { addCaseOptions, addHashOptions, printJobResult } from './shared-options.js';
+import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
+import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
 
 interface AcquireOpts {
   output?: string;
@@ -42,11 +41,11 @@ export function registerAcquire(program: Command, globals: () => GlobalOptions, 
     .option('--iomem <path>', 'use this /proc/iomem capture instead of the live one')
     .option('--root <dir>', 'root of the /proc, /sys, /dev tree to read (testing, mounted images)', '/')
     .option('--rate-limit <rate>', 'cap the read rate, e.g. 50M (bytes per second) so a production host keeps serving')
-    .option('--max-disk-usage <percent>', 'refuse to start if the output would fill its filesystem beyond this', '95')
     .option('--chunk-size <size>', 'fast-path read size (at least 1M)', '4M')
     .option('--no-context', 'do not keep iomem, kallsyms, modules, VMCOREINFO, uname, cmdline, os-release beside the dump')
     .option('--report <path>', 'with -o -: write the report here instead of standard error');
   addHashOptions(cmd);
+  addDiskGuardOption(cmd);
   addCaseOptions(cmd);
   cmd.addHelpText(
     'after',
@@ -66,8 +65,7 @@ Examples:
     }
     const chunkSize = parseSize(o.chunkSize, '--chunk-size');
     if (chunkSize < BigInt(MIN_FAST_READ) || chunkSize > 256n << 20n) throw new MemdumpError('E_USAGE', '--chunk-size must be between 1M and 256M');
-    const digests = parseDigests(o.digests);
-    const windowSize = o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window');
+    const { digests, windowSize } = parseHashOptions(o);
     if (!SOURCE_CHOICES.includes(o.source as SourceChoice)) throw new MemdumpError('E_USAGE', `unknown source "${o.source}" (choose from ${SOURCE_CHOICES.join(', ')})`);
     const selected = await selectSource({
       choice: o.source as SourceChoice,
@@ -84,7 +82,7 @@ Examples:
       const result = await runJob({
         command: 'acquire',
         argv: process.argv.slice(1),
-        caseFields: { case: o.case, examiner: o.examiner, evidence: o.evidence, notes: o.notes },
+        caseFields: caseFieldsOf(o),
         root: o.root,
         source: selected.source,
         attempts: selected.attempts,
@@ -96,7 +94,7 @@ Examples:
         digests,
         windowSize,
         rateLimit: o.rateLimit ? Number(parseSize(o.rateLimit, '--rate-limit')) : 0,
-        maxDiskUsage: parsePercent(o.maxDiskUsage, '--max-disk-usage'),
+        maxDiskUsage: parseDiskGuard(o),
         policy: { chunkSize: Number(chunkSize), signal: sig.signal },
         context: o.context ? { iomemText: selected.iomemText } : undefined,
         reportPath: o.report,

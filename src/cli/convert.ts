@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
-import { parseDigests } from '../core/hasher.js';
 import { formatByName, openImage } from '../formats/registry.js';
 import type { FormatName } from '../formats/types.js';
 import { runJob } from '../pipeline/job.js';
 import { ImageSource } from '../sources/image.js';
-import { type GlobalOptions, abortOnSignals, parsePercent, parseSize, progressReporter } from './common.js';
-import { addCaseOptions, addHashOptions, printJobResult } from './shared-options.js';
+import { type GlobalOptions, abortOnSignals, progressReporter } from './common.js';
+import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
 
 interface ConvertOpts {
   to: string;
@@ -31,9 +30,9 @@ export function registerConvert(program: Command, globals: () => GlobalOptions, 
     .requiredOption('-t, --to <format>', 'lime | padded | raw | elf | avml')
     .option('--input-format <name>', 'read the input as this format (padded or raw files have no magic)')
     .option('--allow-raw', 'permit --to raw (addresses only in OUT.map.json)')
-    .option('--max-disk-usage <percent>', 'refuse if the output would fill its filesystem beyond this', '95')
     .option('--report <path>', 'with output -: write the report here instead of standard error');
   addHashOptions(cmd);
+  addDiskGuardOption(cmd);
   addCaseOptions(cmd);
   cmd.addHelpText(
     'after',
@@ -51,13 +50,12 @@ Examples:
     const source = new ImageSource(img, input);
     const sig = abortOnSignals();
     try {
-      const windowSize = o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window');
-      const digests = parseDigests(o.digests);
+      const { digests, windowSize } = parseHashOptions(o);
       const progress = progressReporter(g, 'convert');
       const result = await runJob({
         command: 'convert',
         argv: process.argv.slice(1),
-        caseFields: { case: o.case, examiner: o.examiner, evidence: o.evidence, notes: o.notes },
+        caseFields: caseFieldsOf(o),
         root: '/',
         source,
         attempts: [{ source: 'image', path: input, ok: true }],
@@ -69,7 +67,7 @@ Examples:
         digests,
         windowSize,
         rateLimit: 0,
-        maxDiskUsage: parsePercent(o.maxDiskUsage, '--max-disk-usage'),
+        maxDiskUsage: parseDiskGuard(o),
         policy: { signal: sig.signal },
         context: undefined,
         reportPath: o.report,

@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
-import { parseDigests } from '../core/hasher.js';
 import { parseCoredumpFilter } from '../sources/core-filter.js';
 import { dumpProcess } from '../pipeline/process-dump.js';
 import { assertProcess, parseStat, readText } from '../sources/proc-info.js';
-import { type GlobalOptions, abortOnSignals, defaultName, parsePercent, parseSize, progressReporter, say } from './common.js';
-import { addCaseOptions, addHashOptions, printJobResult } from './shared-options.js';
+import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
+import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
 
 interface ProcessOpts {
   output?: string;
@@ -51,9 +50,9 @@ export function registerProcess(program: Command, globals: () => GlobalOptions, 
     .option('--no-freeze', 'do not hold the threads stopped during the copy (they stop only to read registers); the image may be inconsistent')
     .option('--environ', 'put the environment in the report (it often holds secrets)')
     .option('--rate-limit <rate>', 'cap the read rate, e.g. 200M (bytes per second)')
-    .option('--max-disk-usage <percent>', 'refuse to start if the output would fill its filesystem beyond this', '95')
     .option('--report <path>', 'with -o -: write the report here instead of standard error');
   addHashOptions(cmd);
+  addDiskGuardOption(cmd);
   addCaseOptions(cmd);
   cmd.addHelpText(
     'after',
@@ -70,8 +69,7 @@ Examples:
     await assertProcess(pid);
     if (pid === process.pid) throw new MemdumpError('E_USAGE', 'memdump cannot dump itself (it would stop its own threads)');
     const filter = o.filter === undefined ? undefined : parseCoredumpFilter(o.filter, '--filter');
-    const digests = parseDigests(o.digests);
-    const windowSize = o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window');
+    const { digests, windowSize } = parseHashOptions(o);
     const output = o.output ?? (await processName(pid, 'core'));
     say(g, `dumping process ${pid} to ${output}${o.freeze ? ' (threads held for the copy)' : ' (not frozen)'}`);
     const sig = abortOnSignals();
@@ -87,11 +85,11 @@ Examples:
         environ: o.environ === true,
         digests,
         windowSize,
-        maxDiskUsage: parsePercent(o.maxDiskUsage, '--max-disk-usage'),
+        maxDiskUsage: parseDiskGuard(o),
         rateLimit: o.rateLimit ? Number(parseSize(o.rateLimit, '--rate-limit')) : 0,
         policy: { signal: sig.signal },
         argv: process.argv.slice(1),
-        caseFields: { case: o.case, examiner: o.examiner, evidence: o.evidence, notes: o.notes },
+        caseFields: caseFieldsOf(o),
         reportPath: o.report,
         options: { all: o.all === true, filter: o.filter ?? null, freeze: o.freeze, environ: o.environ === true, digests, hashWindow: windowSize.toString(), rateLimit: o.rateLimit ?? null },
         ...(progress ? { onProgress: progress } : {}),

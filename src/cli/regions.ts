@@ -1,13 +1,12 @@
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
 import { escapeControl } from '../core/escape.js';
-import { parseDigests } from '../core/hasher.js';
 import { dumpRegions, listSuspicious } from '../pipeline/regions-dump.js';
 import { type RegionSelectors, parseGrepArg, parseRangeArg } from '../pipeline/regions.js';
 import { assertProcess } from '../sources/proc-info.js';
-import { type GlobalOptions, abortOnSignals, parsePercent, parseSize, say } from './common.js';
+import { type GlobalOptions, abortOnSignals, say } from './common.js';
 import { parsePid, processName } from './process.js';
-import { addCaseOptions, addHashOptions } from './shared-options.js';
+import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions } from './shared-options.js';
 
 interface RegionsOpts {
   output?: string;
@@ -49,9 +48,9 @@ export function registerRegions(program: Command, globals: () => GlobalOptions, 
     .option('--suspicious', 'list regions that look injected (nothing is dumped)')
     .option('-f, --format <name>', 'raw (one file per region in a new directory) | lime | elf (one file)', 'raw')
     .option('-o, --output <path>', 'output directory (raw) or file (lime, elf); default NAME_PID_YYYYMMDDTHHMMSSZ.regions or .lime/.core')
-    .option('--no-freeze', 'do not hold the threads stopped during the copy')
-    .option('--max-disk-usage <percent>', 'refuse to start if the output would fill its filesystem beyond this', '95');
+    .option('--no-freeze', 'do not hold the threads stopped during the copy');
   addHashOptions(cmd);
+  addDiskGuardOption(cmd);
   addCaseOptions(cmd);
   cmd.addHelpText(
     'after',
@@ -101,12 +100,11 @@ Examples:
         format,
         output,
         freeze: o.freeze,
-        digests: parseDigests(o.digests),
-        windowSize: o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window'),
-        maxDiskUsage: parsePercent(o.maxDiskUsage, '--max-disk-usage'),
+        ...parseHashOptions(o),
+        maxDiskUsage: parseDiskGuard(o),
         policy: { signal: sig.signal },
         argv: process.argv.slice(1),
-        caseFields: { case: o.case, examiner: o.examiner, evidence: o.evidence, notes: o.notes },
+        caseFields: caseFieldsOf(o),
         options: { format, freeze: o.freeze, stack: selectors.stack, heap: selectors.heap, anonExec: selectors.anonExec, rwx: selectors.rwx, memfd: selectors.memfd, module: o.module, range: o.range, grep: o.grep },
       });
       for (const w of result.report.warnings) say(g, `warning: ${w}`);

@@ -1,11 +1,41 @@
 import type { Command } from 'commander';
+import { type Digest, parseDigests } from '../core/hasher.js';
 import type { JobResult } from '../pipeline/job.js';
-import type { GlobalOptions } from './common.js';
+import type { CaseFields } from '../pipeline/report.js';
+import { type GlobalOptions, parsePercent, parseSize } from './common.js';
+
+export interface HashOpts {
+  digests: string;
+  hashWindow: string;
+}
+
+export interface CaseOpts {
+  case?: string;
+  examiner?: string;
+  evidence?: string;
+  notes?: string;
+}
 
 export function addHashOptions(cmd: Command): void {
   cmd
     .option('--digests <list>', 'digests over the output bytes, computed in parallel in one pass', 'md5,sha1,sha256')
     .option('--hash-window <size>', 'piecewise window hashes (SHA-256 when chosen) every SIZE bytes; 0 = none', '64M');
+}
+
+export function parseHashOptions(o: HashOpts): { digests: Digest[]; windowSize: bigint } {
+  return { digests: parseDigests(o.digests), windowSize: o.hashWindow === '0' ? 0n : parseSize(o.hashWindow, '--hash-window') };
+}
+
+export function addDiskGuardOption(cmd: Command): void {
+  cmd.option('--max-disk-usage <percent>', 'refuse to start if the output would fill its filesystem beyond this', '95');
+}
+
+export function parseDiskGuard(o: { maxDiskUsage: string }): number {
+  return parsePercent(o.maxDiskUsage, '--max-disk-usage');
+}
+
+export function caseFieldsOf(o: CaseOpts): CaseFields {
+  return { case: o.case, examiner: o.examiner, evidence: o.evidence, notes: o.notes };
 }
 
 export function addCaseOptions(cmd: Command): void {

@@ -8,7 +8,6 @@ import { after, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { defaultAvmlLike, mulberry32 } from '../../test/fixtures/avml-like.js';
-import { MemdumpError } from '../core/errors.js';
 import { RandomAccessFile } from '../core/file.js';
 import { type Range, normalize } from '../core/ranges.js';
 import { AVML_MAGIC, AVML_RECORD_SIZE, type AvmlOpenOptions, AvmlWriter, avml, openAvml } from './avml.js';

@@ -1,6 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import type { Digest } from '../core/hasher.js';
 import type { Range } from '../core/ranges.js';
-import type { ProcessReport, RegionReport } from '../core/report-schema.js';
+import type { ProcessReport } from '../core/report-schema.js';
 import type { ElfSegment } from '../formats/elf.js';
 import { type CoreThread, permsToFlags, processCoreFormat, coreNotes } from '../formats/process-core.js';
 import type { FormatSpec } from '../formats/types.js';
@@ -109,7 +110,6 @@ export async function elfHeaderStarts(source: ProcessSource, mappings: readonly 
 
 /** The core's notes and PT_LOADs for the chosen mappings. */
 export async function coreLayout(pid: number, procRoot: string, snap: ProcessSnapshot, chosen: readonly { mapping: Mapping; dumpBytes: bigint }[]): Promise<{ format: FormatSpec; ranges: Range[] }> {
-  const { readFile } = await import('node:fs/promises');
   const auxv = await readFile(`${procRoot}/${pid}/auxv`).catch(() => Buffer.alloc(0));
   const cmdline = await readFile(`${procRoot}/${pid}/cmdline`).catch(() => Buffer.alloc(0));
   const uid = Number((snap.status['Uid'] ?? '0').split(/\s+/)[0]);
@@ -149,26 +149,14 @@ export async function coreLayout(pid: number, procRoot: string, snap: ProcessSna
 }
 
 /** The job for copying a frozen process through the ordinary pipeline; the freeze ends as soon as the copy does. */
-export function processJob(p: {
-  command: 'process' | 'regions';
-  snap: ProcessSnapshot;
-  source: ProcessSource;
-  format: FormatSpec;
-  output: string;
-  digests: readonly Digest[];
-  windowSize: bigint;
-  rateLimit: number;
-  maxDiskUsage: number;
-  policy: PolicyOptions;
-  argv: readonly string[];
-  caseFields: CaseFields;
-  reportPath: string | undefined;
-  warnings: string[];
-  options: Record<string, unknown>;
-  onProgress?: (done: bigint, total: bigint) => void;
-  processReport: () => Promise<ProcessReport>;
-  regions?: RegionReport[];
-}): JobOptions {
+export function processJob(
+  p: Pick<JobOptions, 'format' | 'output' | 'digests' | 'windowSize' | 'rateLimit' | 'maxDiskUsage' | 'policy' | 'argv' | 'caseFields' | 'reportPath' | 'warnings' | 'options' | 'onProgress' | 'regions'> & {
+    command: 'process' | 'regions';
+    snap: ProcessSnapshot;
+    source: ProcessSource;
+    processReport: () => Promise<ProcessReport>;
+  },
+): JobOptions {
   return {
     command: p.command,
     argv: p.argv,

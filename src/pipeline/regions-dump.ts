@@ -78,7 +78,9 @@ export async function listSuspicious(pid: number, procRoot: string, freeze: bool
   try {
     const source = await ProcessSource.open(pid, snap.mappings.filter((m) => m.read).slice(0, 1), procRoot);
     try {
-      return { findings: await findSuspicious(snap.mappings, readerFor(source)), mappings: snap.mappings, stoppedMs: (snap.freeze.release(), snap.freeze.info().stoppedMs) };
+      const findings = await findSuspicious(snap.mappings, readerFor(source));
+      snap.freeze.release();
+      return { findings, mappings: snap.mappings, stoppedMs: snap.freeze.info().stoppedMs };
     } finally {
       await source.close();
     }

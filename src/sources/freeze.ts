@@ -1,9 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NT_FPREGSET, NT_PRSTATUS, NT_X86_XSTATE } from '../formats/process-core.js';
 import {
-  NT_PRFPREG,
-  NT_PRSTATUS,
-  NT_X86_XSTATE,
   SyscallError,
   pollStop,
   ptraceDetach,
@@ -78,7 +76,7 @@ export class Freeze {
     try {
       await f.stopAll();
     } catch (e) {
-      f.error = e instanceof SyscallError ? describePtraceError(e) : (e as Error).message;
+      f.error = e instanceof SyscallError ? describePtraceError(e, pid) : (e as Error).message;
       f.release();
     }
     try {
@@ -94,7 +92,7 @@ export class Freeze {
   private async stopAll(): Promise<void> {
     // threads can be born while we attach: list again until a pass finds none we have not seized
     for (let pass = 0; pass < 50; pass++) {
-      const fresh = listTasks(this.pid).filter((t) => !this.attached.has(t) && !this.threads.some((c) => c.tid === t));
+      const fresh = listTasks(this.pid).filter((t) => !this.threads.some((c) => c.tid === t));
       if (fresh.length === 0) break;
       for (const tid of fresh) {
         const cap: ThreadCapture = { tid, regs: undefined, fpregs: undefined, xstate: undefined, siginfo: undefined, pendingSignal: 0, error: undefined };
@@ -145,7 +143,7 @@ export class Freeze {
       if (ptraceGetRegset(cap.tid, NT_PRSTATUS, regs) !== 216) throw new Error('short NT_PRSTATUS regset');
       cap.regs = regs;
       const fp = Buffer.alloc(512);
-      if (ptraceGetRegset(cap.tid, NT_PRFPREG, fp) === 512) cap.fpregs = fp;
+      if (ptraceGetRegset(cap.tid, NT_FPREGSET, fp) === 512) cap.fpregs = fp;
       const xs = Buffer.alloc(16384);
       const n = ptraceGetRegset(cap.tid, NT_X86_XSTATE, xs);
       if (n > 0) cap.xstate = Buffer.from(xs.subarray(0, n));
@@ -184,11 +182,11 @@ export class Freeze {
   }
 }
 
-function describePtraceError(e: SyscallError): string {
+function describePtraceError(e: SyscallError, pid: number): string {
   if (e.code === 'EPERM') {
     let tracer = '';
     try {
-      const m = /TracerPid:\s*(\d+)/.exec(readFileSync(`/proc/${e.message.match(/\d+/)?.[0] ?? 0}/status`, 'utf8'));
+      const m = /TracerPid:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (m && m[1] !== '0') tracer = ` (it is already traced by pid ${m[1]}: a debugger or tracer holds it)`;
     } catch {
       // status unreadable: say what we know

@@ -13,9 +13,6 @@ export const PTRACE_GETSIGINFO = 0x4202;
 export const PTRACE_GETREGSET = 0x4204;
 export const PTRACE_SEIZE = 0x4206;
 export const PTRACE_INTERRUPT = 0x4207;
-export const NT_PRSTATUS = 1;
-export const NT_PRFPREG = 2;
-export const NT_X86_XSTATE = 0x202;
 const WNOHANG = 1;
 const __WALL = 0x40000000;
 
