@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Digest } from '../core/hasher.js';
 import { ERROR_EXIT } from '../core/errors.js';
+import { totalLength } from '../core/ranges.js';
 import type { RegionReport, Report } from '../core/report-schema.js';
 import { formatByName } from '../formats/registry.js';
 import { writeFileExclusive, mkdirExclusive } from '../sinks/exclusive.js';
@@ -15,6 +16,7 @@ import { gatherProcessReport } from './process-report.js';
 import type { PolicyOptions } from './read-policy.js';
 import { type RegionSelectors, type SelectedRegion, addGrepHits, grepRegions, selectRegions } from './regions.js';
 import { buildReport, type CaseFields, writeReportFiles } from './report.js';
+import { checkSpace } from './space.js';
 import { type Finding, findSuspicious } from './suspicious.js';
 
 const h = (v: bigint) => '0x' + v.toString(16);
@@ -144,6 +146,8 @@ export async function dumpRegions(o: RegionsOptions): Promise<JobResult & { regi
 
     // one raw file per region, each hashed on its own, in a directory that must not exist yet
     const dir = resolve(o.output);
+    // the same guard runJob applies to one container: the region files plus a page of slack for the listings
+    await checkSpace(dirname(dir), totalLength(ranges) + (1n << 20n), o.maxDiskUsage);
     await mkdirExclusive(dir);
     const raw = formatByName('raw');
     const entries: RegionReport[] = [];

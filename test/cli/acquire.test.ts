@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { parseReport } from '../../src/pipeline/report.js';
 import { fakeRoot, kcoreByte, type KcoreLayout } from '../fixtures/generate.js';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { withTmpfs } from '../helpers/tmpfs.js';
 
 const LAYOUT: KcoreLayout = {
   ram: [
@@ -154,22 +155,6 @@ test('a full disk mid-write: exit 7, .partial kept, INCOMPLETE report', { skip: 
   const root = fakeRoot(join(dir, 'root'), LAYOUT);
   await withTmpfs(t, join(dir, 'mnt'), '12m', (mnt) => fullDisk(root, mnt));
 });
-
-/** Run fn with a small tmpfs mounted at mnt (unmounted before the temp dir is removed); skip where mount is refused. */
-async function withTmpfs(t: { skip: (why: string) => void }, mnt: string, size: string, fn: (mnt: string) => Promise<void>): Promise<void> {
-  execFileSync('mkdir', [mnt]);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt]);
-  } catch {
-    t.skip('mount not permitted here');
-    return;
-  }
-  try {
-    await fn(mnt);
-  } finally {
-    execFileSync('umount', ['-l', mnt]);
-  }
-}
 
 async function fullDisk(root: string, mnt: string): Promise<void> {
   const out = join(mnt, 'full.lime');

@@ -4,6 +4,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { withTmpfs } from '../helpers/tmpfs.js';
 import { startTarget, targetParked, targetToolsMissing } from '../helpers/target.js';
 
 const missing = targetToolsMissing(['gcc']);
@@ -101,6 +102,18 @@ test('regions --format elf: one core of just the chosen regions that gdb reads, 
   const lime = await runCli(['regions', String(target.pid), '--heap', '--format', 'lime', '-o', join(dir, 'heap.lime')]);
   assert.equal(lime.code, 0, lime.stderr);
   assert.ok(readFileSync(join(dir, 'heap.lime')).includes(Buffer.from(target.info.markers['heap']!.text)));
+});
+
+test('regions: the disk-space guard refuses raw output that would not fit, before anything is written', { ...opts, skip: missing ?? (process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : false) }, async (t) => {
+  const dir = tempDir(t);
+  const target = await startTarget(t, ['--threads', '1', '--anon-mib', '16']);
+  await withTmpfs(t, join(dir, 'mnt'), '4m', async (mnt) => {
+    const r = await runCli(['regions', String(target.pid), '--range', `${hexOf(target.info.anon!.addr)}+16M`, '-o', join(mnt, 'cut')]);
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(r.stderr, /E_NO_SPACE/);
+    assert.deepEqual(readdirSync(mnt), []);
+  });
+  assert.ok((await targetParked(target.pid, target.tids, { untraced: true })).ok, 'threads let go after the refusal');
 });
 
 test('regions: usage errors are coded', opts, async (t) => {
