@@ -65,6 +65,47 @@ const regionSchema = z.object({
   zeroFilled: dec,
 });
 
+/** E01 output: what the segment files hold (the media hashes are what `ewfexport` reproduces, padded to a sector). */
+const e01Schema = z.object({
+  segments: z.array(z.object({ path: z.string(), bytes: dec })),
+  mediaType: z.enum(['memory', 'fixed', 'removable']),
+  /** True length of the media; E01 stores whole sectors, so the last sector may be zero-padded. */
+  mediaBytes: dec,
+  storedBytes: dec,
+  bytesPerSector: z.number().int(),
+  sectorsPerChunk: z.number().int(),
+  chunks: dec,
+  compression: z.string(),
+  compressedChunks: dec,
+  /** MD5 and SHA-1 as stored in the E01's hash and digest sections; SHA-256 has no slot there. All over storedBytes. */
+  mediaDigests: digestMap,
+  errorRuns: z.array(z.object({ firstSector: dec, sectors: dec })),
+});
+
+/** `memdump image` and `memdump swap`: the device or file imaged. */
+const imageSchema = z.object({
+  device: z.object({
+    path: z.string(),
+    type: z.enum(['block', 'file']),
+    bytes: dec,
+    sectorSize: z.number().int(),
+    /** Mount point and options when the device is mounted; read-write mounts are warned about. */
+    mounted: z.object({ mountPoint: z.string(), options: z.string(), readWrite: z.boolean() }).nullable(),
+    /** For swap: the /proc/swaps line. */
+    swap: z.object({ type: z.string(), sizeKiB: dec, usedKiB: dec, priority: z.number().int() }).nullable(),
+  }),
+  sectors: z.object({ in: dec, out: dec, bad: dec, retriesPerSector: z.number().int(), maxErrors: dec.nullable() }),
+  split: z.object({ bytes: dec, files: z.array(z.object({ path: z.string(), bytes: dec })) }).nullable(),
+  verify: z
+    .object({
+      sourceDigests: digestMap,
+      imageDigests: digestMap,
+      sourceChanged: z.boolean(),
+      message: z.string(),
+    })
+    .nullable(),
+});
+
 export const REPORT_SCHEMA_ID = 'memdump-report/1';
 
 export const reportSchema = z.object({
@@ -73,7 +114,7 @@ export const reportSchema = z.object({
   failure: z
     .object({ code: z.string(), message: z.string(), lastGoodOffset: dec, lastAddress: hex.nullable() })
     .nullable(),
-  command: z.enum(['acquire', 'convert', 'process', 'regions']),
+  command: z.enum(['acquire', 'convert', 'process', 'regions', 'image', 'swap']),
   tool: z.object({ name: z.literal('memdump'), version: z.string(), entry: z.string(), entrySha256: z.string(), node: z.string() }),
   argv: z.array(z.string()),
   case: z.object({ case: z.string().nullable(), examiner: z.string().nullable(), evidence: z.string().nullable(), notes: z.string().nullable() }),
@@ -120,9 +161,15 @@ export const reportSchema = z.object({
   process: processSchema.optional(),
   /** `memdump regions`: what was cut out, one entry per region. */
   regions: z.array(regionSchema).optional(),
+  /** `--format e01`: segment files and the media digests stored inside them. */
+  e01: e01Schema.optional(),
+  /** `memdump image` / `memdump swap`: the device, sector accounting and the post-imaging verification. */
+  image: imageSchema.optional(),
 });
 
 export type ProcessReport = z.infer<typeof processSchema>;
 export type RegionReport = z.infer<typeof regionSchema>;
 
+export type E01Report = z.infer<typeof e01Schema>;
+export type ImageReport = z.infer<typeof imageSchema>;
 export type Report = z.infer<typeof reportSchema>;

@@ -1,7 +1,7 @@
 import type { Range } from '../core/ranges.js';
 import type { RandomAccessFile } from '../core/file.js';
 
-export type FormatName = 'lime' | 'padded' | 'raw' | 'elf' | 'avml';
+export type FormatName = 'lime' | 'padded' | 'raw' | 'elf' | 'avml' | 'e01';
 
 /** An ELF-style note carried through conversions (VMCOREINFO from kcore or a QEMU dump). */
 export interface ImageNote {
@@ -34,12 +34,35 @@ export interface ByteSink {
   write(buf: Buffer): Promise<void>;
   /** n zero bytes; a file sink may leave a sparse hole, every other consumer still sees the zeros. */
   writeZeros(n: bigint): Promise<void>;
+  /**
+   * Close the current segment file and continue in the next one (E01 segment files). Only sinks that write
+   * segment sets have it; a writer that needs segments and finds none writes one segment.
+   */
+  newSegment?(): Promise<void>;
 }
 
 export interface WritePlan {
   /** Sorted, disjoint, non-empty ranges to be written, in this order. */
   readonly runs: readonly Range[];
   readonly notes: readonly ImageNote[];
+  /** What the media is and who acquired it: containers with a header for it (E01) store these. */
+  readonly media?: MediaDescription;
+}
+
+export interface MediaDescription {
+  readonly type: 'memory' | 'fixed' | 'removable';
+  readonly caseNumber: string | null;
+  readonly examiner: string | null;
+  readonly evidenceNumber: string | null;
+  readonly notes: string | null;
+  /** Shown as the description in E01 headers (source path, host). */
+  readonly description: string;
+  /** Acquisition start time. */
+  readonly acquired: Date;
+  /** E01: deflate level choice. */
+  readonly compression?: 'none' | 'fast' | 'best';
+  /** E01: start a new segment file before a segment would exceed this many bytes (0/undefined: one segment). */
+  readonly segmentBytes?: bigint;
 }
 
 /**
@@ -53,6 +76,10 @@ export interface ContainerWriter {
   data(chunk: Buffer): Promise<void>;
   endRange(): Promise<void>;
   end(): Promise<void>;
+  /** The read policy zero-filled [addr, addr+length) of the current run: containers with an error list (E01 error2) keep it. */
+  badBytes?(addr: bigint, length: number): void;
+  /** Facts for the report once end() has resolved (E01: segments, media digests). */
+  summary?(): Record<string, unknown>;
 }
 
 export interface OpenOptions {

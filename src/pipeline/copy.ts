@@ -1,7 +1,7 @@
 import { MemdumpError, isMemdumpError } from '../core/errors.js';
 import { Hasher, type Digest, type HashResult } from '../core/hasher.js';
 import { totalLength } from '../core/ranges.js';
-import type { FormatSpec, ImageNote } from '../formats/types.js';
+import type { FormatSpec, ImageNote, MediaDescription } from '../formats/types.js';
 import { HashingSink } from '../sinks/hashing.js';
 import type { OutputSink, Receipt } from '../sinks/types.js';
 import type { PhysicalSource } from '../sources/types.js';
@@ -12,6 +12,8 @@ export interface CopyOptions {
   format: FormatSpec;
   sink: OutputSink;
   notes: readonly ImageNote[];
+  /** Handed to the writer (E01 keeps it in its header sections). */
+  media?: MediaDescription;
   digests: readonly Digest[];
   windowSize: bigint;
   policy?: PolicyOptions;
@@ -30,6 +32,8 @@ export interface CopyResult {
   /** Hashes of the container bytes actually written (for an incomplete run: of the .partial file's bytes). */
   hash: HashResult | undefined;
   receipt: Receipt;
+  /** The container writer's own facts (E01: segments, media digests); only after a complete copy. */
+  writerSummary?: Record<string, unknown>;
 }
 
 /**
@@ -40,7 +44,7 @@ export async function copyMemory(o: CopyOptions): Promise<CopyResult> {
   const runs = o.source.ranges;
   const hasher = new Hasher({ digests: o.digests, windowSize: o.windowSize });
   const out = new HashingSink(o.sink, hasher);
-  const writer = o.format.createWriter(out, { runs, notes: o.notes });
+  const writer = o.format.createWriter(out, { runs, notes: o.notes, ...(o.media ? { media: o.media } : {}) });
   const accounts = runs.map(newAccount);
   const errors = new ErrorRuns();
   const total = totalLength(runs);
@@ -53,7 +57,16 @@ export async function copyMemory(o: CopyOptions): Promise<CopyResult> {
       const r = runs[i]!;
       await writer.beginRange(r);
       let addr = r.start;
-      for await (const chunk of readRange(o.source, r, accounts[i]!, (p) => errors.add(p), o.policy)) {
+      for await (const chunk of readRange(
+        o.source,
+        r,
+        accounts[i]!,
+        (p) => {
+          errors.add(p);
+          writer.badBytes?.(p.address, p.length);
+        },
+        o.policy,
+      )) {
         o.onData?.(addr, chunk);
         await writer.data(chunk);
         addr += BigInt(chunk.length);
@@ -70,7 +83,8 @@ export async function copyMemory(o: CopyOptions): Promise<CopyResult> {
     await writer.end();
     const hash = await hasher.digest();
     const receipt = await o.sink.finish();
-    return { status: 'COMPLETE', accounts, errorRuns: errors.runs, hash, receipt };
+    const writerSummary = writer.summary?.();
+    return { status: 'COMPLETE', accounts, errorRuns: errors.runs, hash, receipt, ...(writerSummary ? { writerSummary } : {}) };
   } catch (e) {
     const err = isMemdumpError(e) ? e : new MemdumpError('E_INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
     const lastGoodOffset = o.sink.position;

@@ -4,10 +4,14 @@ import type { OutputSink } from './types.js';
 
 /** Tee: every container byte goes to the hasher and then to the sink, so the report's hashes match the file. */
 export class HashingSink implements ByteSink {
+  /** Present only when the inner sink writes segment sets: a writer tests for it. */
+  declare newSegment?: () => Promise<void>;
   constructor(
     private readonly inner: OutputSink,
     private readonly hasher: Hasher,
-  ) {}
+  ) {
+    if (inner.newSegment) this.newSegment = () => inner.newSegment!();
+  }
   get position(): bigint {
     return this.inner.position;
   }

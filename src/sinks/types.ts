@@ -7,6 +7,8 @@ export interface Receipt {
   partialPath?: string;
   bytes: bigint;
   complete: boolean;
+  /** Segment sets (E01 .E01/.E02…, split raw .001/.002…): every file in order, final or .partial paths. */
+  segments?: { path: string; bytes: bigint }[];
 }
 
 /** A destination for container bytes. finish() makes it durable and final; abort() never leaves a complete-looking file. */
