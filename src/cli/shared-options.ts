@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { MemdumpError } from '../core/errors.js';
 import { type Digest, parseDigests } from '../core/hasher.js';
 import type { JobResult } from '../pipeline/job.js';
 import type { CaseFields } from '../pipeline/report.js';
@@ -44,6 +45,26 @@ export function addCaseOptions(cmd: Command): void {
     .option('--examiner <text>', 'examiner name for the report')
     .option('--evidence <text>', 'evidence number for the report')
     .option('--notes <text>', 'free-text notes for the report');
+}
+
+export interface E01Opts {
+  compression: string;
+  segmentSize: string;
+}
+
+/** E01 output choices, shared by every command that can write `--format e01`. */
+export function addE01Options(cmd: Command): void {
+  cmd
+    .option('--compression <level>', 'E01 chunk compression: none | fast | best (deflate level 0, 1, 9)', 'fast')
+    .option('--segment-size <size>', 'E01: start a new segment file (.E02, .E03, …) before one exceeds SIZE; 0 = one file', '1500M');
+}
+
+export function parseE01Options(o: E01Opts): { compression: 'none' | 'fast' | 'best'; segmentBytes: bigint } {
+  if (!['none', 'fast', 'best'].includes(o.compression)) throw new MemdumpError('E_USAGE', `--compression: "${o.compression}" is not one of none, fast, best`);
+  const segmentBytes = o.segmentSize === '0' ? 0n : parseSize(o.segmentSize, '--segment-size');
+  // a segment must hold its headers and at least one chunk group; ewfacquire's own floor is 1 MiB
+  if (segmentBytes !== 0n && segmentBytes < 1n << 20n) throw new MemdumpError('E_USAGE', '--segment-size must be at least 1M (or 0 for one file)');
+  return { compression: o.compression as 'none' | 'fast' | 'best', segmentBytes };
 }
 
 export function printJobResult(g: GlobalOptions, r: JobResult): void {
