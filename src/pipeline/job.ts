@@ -4,10 +4,10 @@ import { ContentHasher } from '../core/content-hash.js';
 import { ERROR_EXIT } from '../core/errors.js';
 import type { Digest } from '../core/hasher.js';
 import { type Range, totalLength } from '../core/ranges.js';
-import type { ProcessReport, RegionReport, Report } from '../core/report-schema.js';
+import type { ImageReport, ProcessReport, RegionReport, Report } from '../core/report-schema.js';
 import { flatOffsets } from '../formats/flat.js';
 import { SIDECAR_SUFFIX, sidecarFor } from '../formats/sidecar.js';
-import type { FormatSpec, ImageNote } from '../formats/types.js';
+import type { FormatSpec, ImageNote, MediaDescription } from '../formats/types.js';
 import { writeFileExclusive } from '../sinks/exclusive.js';
 import { FileSink } from '../sinks/file.js';
 import { StdoutSink } from '../sinks/stdout.js';
@@ -51,6 +51,14 @@ export interface JobOptions {
   processReport?: (copy: CopyResult) => Promise<ProcessReport>;
   /** `memdump regions` into one container: what was cut out. */
   regions?: RegionReport[];
+  /** What the media is (E01 header fields and media type); default: memory, from caseFields and the source. */
+  media?: MediaDescription;
+  /** Split the output into OUT.001, OUT.002, … of at most this many bytes (raw/padded; `image --split`). */
+  splitBytes?: bigint;
+  /** Write FILE.map.json for formats without a map of their own (default true; `image` of a disk has no map to keep). */
+  sidecarMap?: boolean;
+  /** `memdump image` / `memdump swap`: the device section of the report, gathered after the copy. */
+  imageReport?: (copy: CopyResult) => Promise<ImageReport>;
 }
 
 export interface JobResult {
