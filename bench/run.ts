@@ -2,14 +2,16 @@
  * npm run bench: each entry runs memdump and its peer on the same input in the same run and prints ratios.
  * Targets (issue #2): pipeline ≥ 2.5× dc3dd and ≥ 0.9× md5sum with peak RSS ≤ 256 MiB; in a QEMU guest,
  * kcore acquisition ≥ 0.8× dd. Issue #3: `memdump process` of a 2 GiB process ≤ 0.5× gcore's wall time, target
- * stopped ≤ 0.5 s writing to /dev/null, peak RSS ≤ 256 MiB. BENCH_ONLY=pipeline,snappy,guest,process selects entries.
+ * stopped ≤ 0.5 s writing to /dev/null, peak RSS ≤ 256 MiB. Issue #5: `memdump image` to E01 ≥ 2× ewfacquire
+ * deflate:fast and to raw with md5+sha256 ≥ 2.5× dc3dd. BENCH_ONLY=pipeline,snappy,guest,process,image selects entries.
  */
 import { benchPipeline } from './pipeline.js';
 import { benchSnappy } from './snappy.js';
 import { benchGuest } from './guest.js';
 import { benchProcess } from './process.js';
+import { benchImage } from './image.js';
 
-const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest,process').split(',');
+const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest,process,image').split(',');
 const mib = (b: number, s: number) => (b / 2 ** 20 / s).toFixed(0);
 const verdict = (ok: boolean) => (ok ? 'meets target' : 'BELOW TARGET');
 
@@ -68,4 +70,17 @@ if (only.includes('process')) {
     show('target stopped (s) → /dev/null, no digests', (by('memdump process → /dev/null (--digests none').stoppedMs ?? 0) / 1000, 0.5);
     show('peak RSS (MiB), worst memdump run', Math.max(...r.runs.filter((x) => x.peakRssMiB !== null).map((x) => x.peakRssMiB!)), 256);
   }
+}
+
+if (only.includes('image')) {
+  const r = await benchImage();
+  console.log(`\n## image: ${(r.bytes / 2 ** 30).toFixed(1)} GiB mixed file (¼ random, ¼ zeros, ½ text) in /dev/shm, page cache warm; best of ${process.env.BENCH_RUNS ?? 2}`);
+  if (r.missing.length) console.log(`peers not installed: ${r.missing.join(', ')}`);
+  for (const x of r.rows) console.log(`${x.name.padEnd(44)} ${x.seconds.toFixed(2)} s  ${mib(r.bytes, x.seconds).padStart(5)} MiB/s${x.peakRssMiB === null ? '' : `  peak RSS ${x.peakRssMiB.toFixed(0)} MiB`}`);
+  const sec = (n: string) => r.rows.find((x) => x.name.startsWith(n))?.seconds;
+  const show = (label: string, ours: number | undefined, peer: number | undefined, target: number) =>
+    ours !== undefined && peer !== undefined && console.log(`${label.padEnd(58)} ${(peer / ours).toFixed(2)}× (${verdict(peer / ours >= target)}: ≥ ${target}×)`);
+  show('E01: memdump vs ewfacquire deflate:fast (md5)', sec('memdump image --format e01'), sec('ewfacquire -c deflate:fast (md5)'), 2);
+  show('E01: memdump vs ewfacquire deflate:fast -d sha1', sec('memdump image --format e01'), sec('ewfacquire -c deflate:fast -d sha1'), 2);
+  show('raw: memdump (md5,sha256) vs dc3dd hash=md5 hash=sha256', sec('memdump image --format raw'), sec('dc3dd'), 2.5);
 }

@@ -1,12 +1,27 @@
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
 import { formatByName } from '../formats/registry.js';
-import { runJob } from '../pipeline/job.js';
+import { acquireSwaps } from '../pipeline/image-job.js';
+import { outputPath, runJob } from '../pipeline/job.js';
 import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { fmt } from '../pipeline/space.js';
 import { SOURCE_CHOICES, type SourceChoice, selectSource } from '../sources/select.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
-import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
+import { defaultSwapDir, printSwapTable } from './swap.js';
+import {
+  addCaseOptions,
+  addDiskGuardOption,
+  addE01Options,
+  addHashOptions,
+  caseFieldsOf,
+  checkE01OptionsUsed,
+  e01MediaOf,
+  parseDiskGuard,
+  parseE01Options,
+  parseHashOptions,
+  printJobResult,
+} from './shared-options.js';
 
 interface AcquireOpts {
   output?: string;
@@ -27,14 +42,17 @@ interface AcquireOpts {
   examiner?: string;
   evidence?: string;
   notes?: string;
+  compression: string;
+  segmentSize: string;
+  includeSwap?: boolean;
 }
 
 export function registerAcquire(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
   const cmd = program
     .command('acquire')
     .description('acquire all physical RAM of this Linux host (/proc/kcore, /dev/crash or /dev/mem) with hashes and a report')
-    .option('-o, --output <path>', 'output file, or - for standard output (default HOSTNAME_YYYYMMDDTHHMMSSZ.<ext>)')
-    .option('-f, --format <name>', 'lime | padded | raw | elf | avml', 'lime')
+    .option('-o, --output <path>', 'output file, or - for standard output (default HOSTNAME_YYYYMMDDTHHMMSSZ.<ext>; e01: .E01 is appended if missing)')
+    .option('-f, --format <name>', 'lime | padded | raw | elf | avml | e01', 'lime')
     .option('--allow-raw', 'permit --format raw (it stores no addresses; the map goes to FILE.map.json)')
     .option('-s, --source <name>', 'auto | kcore | crash | mem | file', 'auto')
     .option('--input <path>', 'with --source file: an image file read as physical memory (file offset = address)')
@@ -43,10 +61,12 @@ export function registerAcquire(program: Command, globals: () => GlobalOptions, 
     .option('--rate-limit <rate>', 'cap the read rate, e.g. 50M (bytes per second) so a production host keeps serving')
     .option('--chunk-size <size>', 'fast-path read size (at least 1M)', '4M')
     .option('--no-context', 'do not keep iomem, kallsyms, modules, VMCOREINFO, uname, cmdline, os-release beside the dump')
-    .option('--report <path>', 'with -o -: write the report here instead of standard error');
+    .option('--report <path>', 'with -o -: write the report here instead of standard error')
+    .option('--include-swap', 'after the RAM dump, image every active swap area into OUTPUT.swap/ (one image, report and log each), as FTK Imager\'s "include pagefile" does');
   addHashOptions(cmd);
   addDiskGuardOption(cmd);
   addCaseOptions(cmd);
+  addE01Options(cmd);
   cmd.addHelpText(
     'after',
     `
@@ -54,7 +74,10 @@ Examples:
   sudo memdump acquire                                  # LiME file HOSTNAME_<UTC>.lime in the current directory
   sudo memdump acquire -o /mnt/usb/host.lime --case IR-42 --examiner "A. Analyst"
   sudo memdump acquire --format avml -o host.avml --rate-limit 100M
+  sudo memdump acquire --format e01 -o /mnt/usb/host --case IR-42 --examiner "A. Analyst" --evidence 7
+                                                        # host.E01, host.E02, … (1500M each; ewfverify host.E01)
   ssh host sudo memdump acquire -o - --report /tmp/r.json > host.lime
+  sudo memdump acquire -o host.lime --include-swap       # + host.lime.swap/ with every active swap area
   memdump acquire --source file --input disk.img --iomem iomem.txt -o test.lime`,
   );
   cmd.action(async (o: AcquireOpts) => {
@@ -63,9 +86,12 @@ Examples:
     if (format.name === 'raw' && !o.allowRaw) {
       throw new MemdumpError('E_RAW_NEEDS_OPT_IN', 'raw output loses every physical address; add --allow-raw if that is what you want (a FILE.map.json keeps the map)');
     }
+    const e01 = format.name === 'e01';
+    checkE01OptionsUsed(cmd, e01);
+    const e01Opts = e01 ? parseE01Options(o) : undefined;
     const chunkSize = parseSize(o.chunkSize, '--chunk-size');
     if (chunkSize < BigInt(MIN_FAST_READ) || chunkSize > 256n << 20n) throw new MemdumpError('E_USAGE', '--chunk-size must be between 1M and 256M');
-    const { digests, windowSize } = parseHashOptions(o);
+    const { digests, windowSize } = parseHashOptions(o, { cmd, on: e01 });
     if (!SOURCE_CHOICES.includes(o.source as SourceChoice)) throw new MemdumpError('E_USAGE', `unknown source "${o.source}" (choose from ${SOURCE_CHOICES.join(', ')})`);
     const selected = await selectSource({
       choice: o.source as SourceChoice,
@@ -100,11 +126,42 @@ Examples:
         reportPath: o.report,
         contentHash: false,
         warnings: [],
-        options: { format: format.name, source: o.source, digests, hashWindow: windowSize.toString(), rateLimit: o.rateLimit ?? null, chunkSize: chunkSize.toString() },
+        options: {
+          format: format.name,
+          source: o.source,
+          digests,
+          hashWindow: windowSize.toString(),
+          rateLimit: o.rateLimit ?? null,
+          chunkSize: chunkSize.toString(),
+          ...(e01Opts ? { compression: e01Opts.compression, segmentSize: e01Opts.segmentBytes.toString() } : {}),
+        },
+        ...(e01Opts ? { media: e01MediaOf(o, e01Opts, `physical memory of ${hostname()} via ${selected.source.kind} ${selected.source.path}`) } : {}),
         ...(progress ? { onProgress: progress } : {}),
       });
       printJobResult(g, result);
-      setExit(result.exitCode);
+      let swapExit = 0;
+      if (o.includeSwap) {
+        // RAM first: swap changes slowly, RAM does not. Swap is read with O_DIRECT (see image-job.ts).
+        const swaps = await acquireSwaps({
+          dir: output === '-' ? defaultSwapDir() : outputPath(output, format) + '.swap',
+          all: false,
+          root: o.root,
+          argv: process.argv.slice(1),
+          caseFields: caseFieldsOf(o),
+          digests,
+          windowSize,
+          maxDiskUsage: parseDiskGuard(o),
+          retries: 2,
+          verify: false,
+          chunkSize: Number(chunkSize),
+          signal: sig.signal,
+          onArea: (a, out) => (say(g, `imaging swap ${a.path} to ${out}`), progressReporter(g, 'swap')),
+        });
+        if (swaps.areas.length === 0) say(g, 'no active swap area (/proc/swaps is empty): nothing to add');
+        printSwapTable(g, swaps.dir, swaps.areas, process.stderr); // stderr: stdout may carry the dump (-o -)
+        swapExit = swaps.exitCode;
+      }
+      setExit(result.exitCode || swapExit);
     } finally {
       sig.dispose();
       await selected.source.close();

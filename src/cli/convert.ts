@@ -5,7 +5,19 @@ import type { FormatName } from '../formats/types.js';
 import { runJob } from '../pipeline/job.js';
 import { ImageSource } from '../sources/image.js';
 import { type GlobalOptions, abortOnSignals, progressReporter } from './common.js';
-import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
+import {
+  addCaseOptions,
+  addDiskGuardOption,
+  addE01Options,
+  addHashOptions,
+  caseFieldsOf,
+  checkE01OptionsUsed,
+  e01MediaOf,
+  parseDiskGuard,
+  parseE01Options,
+  parseHashOptions,
+  printJobResult,
+} from './shared-options.js';
 
 interface ConvertOpts {
   to: string;
@@ -19,38 +31,46 @@ interface ConvertOpts {
   examiner?: string;
   evidence?: string;
   notes?: string;
+  compression: string;
+  segmentSize: string;
 }
 
 export function registerConvert(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
   const cmd = program
     .command('convert')
     .description('convert a memory image between formats without loss (map and notes carried), with hashes and a report')
-    .argument('<input>', 'LiME, AVML, ELF, padded or raw image')
-    .argument('<output>', 'new file, or - for standard output')
-    .requiredOption('-t, --to <format>', 'lime | padded | raw | elf | avml')
+    .argument('<input>', 'LiME, AVML, ELF, E01, padded or raw image')
+    .argument('<output>', 'new file, or - for standard output (e01: .E01 is appended if missing; more segments follow as .E02, …)')
+    .requiredOption('-t, --to <format>', 'lime | padded | raw | elf | avml | e01')
     .option('--input-format <name>', 'read the input as this format (padded or raw files have no magic)')
     .option('--allow-raw', 'permit --to raw (addresses only in OUT.map.json)')
     .option('--report <path>', 'with output -: write the report here instead of standard error');
   addHashOptions(cmd);
   addDiskGuardOption(cmd);
   addCaseOptions(cmd);
+  addE01Options(cmd);
   cmd.addHelpText(
     'after',
     `
 Examples:
   memdump convert host.avml host.lime --to lime        # for Volatility 3 without its AVML layer
   memdump convert host.lime host.elf --to elf          # for tools that read QEMU/VirtualBox ELF dumps
-  memdump convert guest.elf guest.padded --to padded   # offset = physical address (+ guest.padded.map.json)`,
+  memdump convert guest.elf guest.padded --to padded   # offset = physical address (+ guest.padded.map.json)
+  memdump convert host.lime host.E01 --to e01 --case IR-42 --segment-size 2G   # for EnCase, X-Ways, ewf-tools
+                                                       # (media = padded layout; ewfverify host.E01)`,
   );
   cmd.action(async (input: string, output: string, o: ConvertOpts) => {
     const g = globals();
     const format = formatByName(o.to);
     if (format.name === 'raw' && !o.allowRaw) throw new MemdumpError('E_RAW_NEEDS_OPT_IN', 'raw output loses every physical address; add --allow-raw (a FILE.map.json keeps the map)');
+    const e01 = format.name === 'e01';
+    checkE01OptionsUsed(cmd, e01);
+    const e01Opts = e01 ? parseE01Options(o) : undefined;
     const img = await openImage(input, o.inputFormat as FormatName | undefined);
     const source = new ImageSource(img, input);
     const sig = abortOnSignals();
     try {
-      const { digests, windowSize } = parseHashOptions(o);
+      const { digests, windowSize } = parseHashOptions(o, { cmd, on: e01 });
       const progress = progressReporter(g, 'convert');
       const result = await runJob({
         command: 'convert',
@@ -73,7 +93,14 @@ Examples:
         reportPath: o.report,
         contentHash: true,
         warnings: [],
-        options: { from: img.format, to: format.name, digests, hashWindow: windowSize.toString() },
+        options: {
+          from: img.format,
+          to: format.name,
+          digests,
+          hashWindow: windowSize.toString(),
+          ...(e01Opts ? { compression: e01Opts.compression, segmentSize: e01Opts.segmentBytes.toString() } : {}),
+        },
+        ...(e01Opts ? { media: e01MediaOf(o, e01Opts, `memory image ${input} (${img.format})`) } : {}),
         ...(progress ? { onProgress: progress } : {}),
       });
       printJobResult(g, result);

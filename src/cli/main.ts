@@ -6,16 +6,20 @@ import { toolIdentity } from '../core/host.js';
 import { registerAcquire } from './acquire.js';
 import type { GlobalOptions } from './common.js';
 import { registerConvert } from './convert.js';
+import { registerImage } from './image.js';
 import { registerInfo } from './info.js';
 import { registerProcess } from './process.js';
 import { registerRegions } from './regions.js';
+import { registerSwap } from './swap.js';
 import { registerVerify } from './verify.js';
 
 const EXIT_HELP = `
 Exit status:
   0 success · 1 unexpected error · 2 usage (E_USAGE, E_RAW_NEEDS_OPT_IN) · 3 not found · 4 permission or lockdown
-  5 no usable source · 6 destination exists or is a symlink · 7 no space / write failed · 8 unknown format
-  9 truncated / corrupt / too large · 10 unsupported · 11 verification mismatch · 12 invalid report
+  5 no usable source, source read failed, or image --max-errors exceeded (E_TOO_MANY_ERRORS)
+  6 destination exists or is a symlink · 7 no space / write failed · 8 unknown format
+  9 truncated / corrupt / too large · 10 unsupported
+  11 verification mismatch (verify; image --verify: the source changed) · 12 invalid report
   70 internal error · 130 interrupted (SIGINT/SIGTERM: the .partial file and an INCOMPLETE report are kept)`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -38,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
   registerVerify(program, globals, setExit);
   registerProcess(program, globals, setExit);
   registerRegions(program, globals, setExit);
+  registerImage(program, globals, setExit);
+  registerSwap(program, globals, setExit);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -10,6 +10,8 @@ export const ERROR_EXIT: Readonly<Record<string, number>> = {
   E_NO_SOURCE: 5,
   E_SOURCE_READ: 5,
   E_IOMEM_HIDDEN: 5,
+  /** `image --max-errors N`: more than N unreadable sectors; the .partial image and an INCOMPLETE report are kept. */
+  E_TOO_MANY_ERRORS: 5,
   E_DEST_EXISTS: 6,
   E_DEST_SYMLINK: 6,
   E_NO_SPACE: 7,

@@ -1,6 +1,7 @@
 import { MemdumpError } from '../core/errors.js';
 import { RandomAccessFile } from '../core/file.js';
 import { avml } from './avml.js';
+import { e01 } from './e01.js';
 import { elf } from './elf.js';
 import { padded, raw } from './flat.js';
 import { lime } from './lime.js';
@@ -8,7 +9,7 @@ import { loadSidecar } from './sidecar.js';
 import type { FormatName, FormatSpec, MemoryImage } from './types.js';
 
 /** Detection order: formats with magic first; raw and padded have none and are chosen by sidecar or by name. */
-export const FORMATS: readonly FormatSpec[] = [lime, avml, elf, padded, raw];
+export const FORMATS: readonly FormatSpec[] = [lime, avml, elf, e01, padded, raw];
 
 export const FORMAT_NAMES = FORMATS.map((f) => f.name);
 
@@ -31,11 +32,13 @@ export async function openImage(path: string, format?: FormatName): Promise<Memo
   try {
     let spec = format ? formatByName(format) : undefined;
     if (!spec) {
-      const side = await loadSidecar(path);
-      spec = side ? formatByName(side.container) : await detectFormat(file);
+      // E01 has magic and also a sidecar map (for its runs): the magic decides, the map only says where runs are.
+      const magic = await detectFormat(file);
+      const side = magic?.needsSidecarMap ? undefined : await loadSidecar(path);
+      spec = magic?.needsSidecarMap ? magic : side ? formatByName(side.container) : magic;
     }
     if (!spec) {
-      throw new MemdumpError('E_UNKNOWN_FORMAT', `${path}: not a LiME, AVML or ELF file and no ${path}.map.json beside it; name the layout with --input-format padded|raw`);
+      throw new MemdumpError('E_UNKNOWN_FORMAT', `${path}: not a LiME, AVML, ELF or E01 file and no ${path}.map.json beside it; name the layout with --input-format padded|raw`);
     }
     return await spec.open(file, {});
   } catch (e) {

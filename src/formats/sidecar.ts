@@ -14,13 +14,13 @@ const hexStr = z.string().regex(/^0x[0-9a-f]+$/i);
 export const sidecarSchema = z.object({
   kind: z.literal('memdump-map'),
   version: z.literal(1),
-  container: z.enum(['raw', 'padded']),
+  container: z.enum(['raw', 'padded', 'e01']),
   runs: z.array(z.object({ start: hexStr, end: hexStr, fileOffset: hexStr })).max(1 << 20),
   notes: z.array(z.object({ name: z.string(), type: z.number().int().nonnegative(), desc: z.string() })).max(1 << 16),
 });
 export type SidecarMap = z.infer<typeof sidecarSchema>;
 
-export function sidecarFor(container: 'raw' | 'padded', plan: WritePlan, fileOffsets: readonly bigint[]): SidecarMap {
+export function sidecarFor(container: 'raw' | 'padded' | 'e01', plan: WritePlan, fileOffsets: readonly bigint[]): SidecarMap {
   return {
     kind: 'memdump-map',
     version: 1,

@@ -78,6 +78,8 @@ export interface ContainerWriter {
   end(): Promise<void>;
   /** The read policy zero-filled [addr, addr+length) of the current run: containers with an error list (E01 error2) keep it. */
   badBytes?(addr: bigint, length: number): void;
+  /** The copy failed: release what the writer holds (worker threads) without writing anything more. Idempotent. */
+  abort?(): Promise<void>;
   /** Facts for the report once end() has resolved (E01: segments, media digests). */
   summary?(): Record<string, unknown>;
 }

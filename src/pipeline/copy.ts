@@ -92,6 +92,7 @@ export async function copyMemory(o: CopyOptions): Promise<CopyResult> {
       const missing = a.requested - a.read - a.zeroFilled - a.skipped;
       if (missing > 0n) a.skipped += missing;
     }
+    await writer.abort?.().catch(() => undefined);
     let hash: HashResult | undefined;
     try {
       hash = await hasher.digest();

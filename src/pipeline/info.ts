@@ -56,9 +56,11 @@ export async function contentHash(img: MemoryImage): Promise<string> {
 }
 
 export async function info(file: string, options: { inputFormat?: FormatName; contentHash?: boolean; banner?: boolean } = {}): Promise<InfoResult> {
-  const size = (await stat(file)).size;
   const img = await openImage(file, options.inputFormat);
   try {
+    // a segment set (E01) is one container spread over several files: its size is theirs together
+    const segments = (img.details as { segments?: { bytes: number | bigint | string }[] }).segments;
+    const size = segments && segments.length > 0 ? segments.reduce((t, s) => t + BigInt(s.bytes), 0n) : BigInt((await stat(file)).size);
     const runs = img.runs;
     let holes = 0;
     let holeBytes = 0n;

@@ -150,7 +150,7 @@ export async function coreLayout(pid: number, procRoot: string, snap: ProcessSna
 
 /** The job for copying a frozen process through the ordinary pipeline; the freeze ends as soon as the copy does. */
 export function processJob(
-  p: Pick<JobOptions, 'format' | 'output' | 'digests' | 'windowSize' | 'rateLimit' | 'maxDiskUsage' | 'policy' | 'argv' | 'caseFields' | 'reportPath' | 'warnings' | 'options' | 'onProgress' | 'regions'> & {
+  p: Pick<JobOptions, 'format' | 'output' | 'digests' | 'windowSize' | 'rateLimit' | 'maxDiskUsage' | 'policy' | 'argv' | 'caseFields' | 'reportPath' | 'warnings' | 'options' | 'onProgress' | 'regions' | 'media'> & {
     command: 'process' | 'regions';
     snap: ProcessSnapshot;
     source: ProcessSource;
@@ -184,6 +184,7 @@ export function processJob(
     afterCopy: () => p.snap.freeze.release(),
     processReport: p.processReport,
     ...(p.regions ? { regions: p.regions } : {}),
+    ...(p.media ? { media: p.media } : {}),
   };
 }
 

@@ -16,6 +16,30 @@ export interface PolicyOptions {
   signal?: AbortSignal;
   /** errnos that end the copy instead of zero-filling a page (ESRCH: the process being read has exited). */
   fatal?: ReadonlySet<string>;
+  /**
+   * Re-reads of a page that failed with a non-transient error (EIO from a bad disk sector) before it is
+   * zero-filled; default 0. Media errors are often intermittent: dc3dd and ddrescue retry before giving up.
+   */
+  errorRetries?: number;
+  /** Observes each re-read of a failing page (imaging reports how many were needed and how many paid off). */
+  onRetry?: (r: RetryEvent) => void;
+  /**
+   * Stop with E_TOO_MANY_ERRORS instead of zero-filling once `count` would exceed `limit` (`image --max-errors`).
+   * Shared by every range of a copy, so one object per copy. The bytes before the offending page are delivered
+   * first; the offending page is neither delivered nor reported as zero-filled (it is named in the error).
+   */
+  badPageLimit?: { limit: number; count: number };
+}
+
+export interface RetryEvent {
+  /** Where the retried read starts (the first byte of the page not read yet). */
+  address: bigint;
+  /** 1 for the first re-read. */
+  attempt: number;
+  /** The failure that caused this re-read. */
+  errno: string;
+  /** The page was complete after this re-read. */
+  recovered: boolean;
 }
 
 export interface RangeAccount {
@@ -59,6 +83,7 @@ export async function* readRange(
 ): AsyncGenerator<Buffer> {
   const chunkSize = Math.max(options.chunkSize ?? DEFAULT_CHUNK, source.pageSize);
   const retries = options.transientRetries ?? 8;
+  const errorRetries = options.errorRetries ?? 0;
   const page = BigInt(source.pageSize);
 
   async function readOnce(addr: bigint, buf: Buffer, off: number, len: number): Promise<number> {
@@ -112,13 +137,33 @@ export async function* readRange(
       const pageEnd = (a / page + 1n) * page;
       const plen = Number((pageEnd < addr + BigInt(len) ? pageEnd : addr + BigInt(len)) - a);
       const r = await fill(a, buf, off, plen);
-      account.read += BigInt(r.got);
-      if (r.got < plen) {
-        const bad = plen - r.got;
-        buf.fill(0, off + r.got, off + plen);
-        account.zeroFilled += BigInt(bad);
-        onBadPage({ address: a + BigInt(r.got), length: bad, errno: r.errno ?? 'EIO' });
+      let got = r.got;
+      let errno = r.errno;
+      for (let attempt = 1; got < plen && attempt <= errorRetries; attempt++) {
+        const again = await fill(a + BigInt(got), buf, off + got, plen - got);
+        const at = a + BigInt(got);
+        got += again.got;
+        options.onRetry?.({ address: at, attempt, errno: errno ?? 'EIO', recovered: got === plen });
+        errno = again.errno;
       }
+      if (got < plen) {
+        const limit = options.badPageLimit;
+        if (limit && limit.count >= limit.limit) {
+          // deliver what precedes the page so the .partial file ends exactly where the copy stopped
+          if (off > 0) yield buf.subarray(0, off);
+          throw new MemdumpError(
+            'E_TOO_MANY_ERRORS',
+            `${source.path}: unreadable at ${hex(a + BigInt(got))} (${errno ?? 'EIO'}) after ${limit.count} bad page(s) zero-filled; the limit is ${limit.limit}`,
+            { details: { address: hex(a + BigInt(got)), errno: errno ?? 'EIO', limit: limit.limit } },
+          );
+        }
+        if (limit) limit.count++;
+        account.read += BigInt(got);
+        const bad = plen - got;
+        buf.fill(0, off + got, off + plen);
+        account.zeroFilled += BigInt(bad);
+        onBadPage({ address: a + BigInt(got), length: bad, errno: errno ?? 'EIO' });
+      } else account.read += BigInt(got);
       off += plen;
     }
     addr += BigInt(len);

@@ -2,7 +2,7 @@ import { MemdumpError } from '../core/errors.js';
 import { escapeDeep } from '../core/escape.js';
 import { hostIdentity, peakRss, toolIdentity } from '../core/host.js';
 import { type Range, rangeToJson, totalLength } from '../core/ranges.js';
-import { type ProcessReport, REPORT_SCHEMA_ID, type RegionReport, type Report, reportSchema } from '../core/report-schema.js';
+import { type E01Report, type ImageReport, type ProcessReport, REPORT_SCHEMA_ID, type RegionReport, type Report, reportSchema } from '../core/report-schema.js';
 import type { FormatSpec } from '../formats/types.js';
 import { writeFileExclusive } from '../sinks/exclusive.js';
 import type { SourceAttempt } from '../sources/types.js';
@@ -18,6 +18,11 @@ export interface CaseFields {
   notes?: string | undefined;
 }
 
+/**
+ * One file written. A segment set (E01 .E01/.E02…, split OUT.001/.002…) is one entry per piece, in order: role
+ * 'evidence' for the first, 'segment' for the others, and sha256 null when there is more than one piece, because
+ * the report's `hashes` are over the concatenation of all pieces in order (what `cat` of the set gives).
+ */
 export interface OutputEntry {
   role: string;
   path: string;
@@ -53,6 +58,8 @@ export interface ReportInput {
   warnings: string[];
   process?: ProcessReport | undefined;
   regions?: RegionReport[] | undefined;
+  e01?: E01Report | undefined;
+  image?: ImageReport | undefined;
 }
 
 const s = (v: bigint) => v.toString();
@@ -106,8 +113,36 @@ export function buildReport(i: ReportInput): Report {
     resources: { peakRssBytes: s(peakRss()), cpuUserMs: Math.round(usage.userCPUTime / 1000), cpuSystemMs: Math.round(usage.systemCPUTime / 1000) },
     ...(i.process ? { process: i.process } : {}),
     ...(i.regions ? { regions: i.regions } : {}),
+    ...(i.e01 ? { e01: i.e01 } : {}),
+    ...(i.image ? { image: i.image } : {}),
   };
   return escapeDeep(report);
+}
+
+const e01Schema = reportSchema.shape.e01.unwrap();
+const DEC_FIELDS = new Set(['mediaBytes', 'storedBytes', 'chunks', 'compressedChunks', 'firstSector', 'sectors', 'bytes']);
+const INT_FIELDS = new Set(['bytesPerSector', 'sectorsPerChunk']);
+
+/** The writer speaks bigint, Buffer and number; the report speaks decimal strings and hex. */
+function jsonish(v: unknown, key = ''): unknown {
+  if (typeof v === 'bigint') return INT_FIELDS.has(key) ? Number(v) : v.toString();
+  if (typeof v === 'number' && DEC_FIELDS.has(key) && Number.isSafeInteger(v) && v >= 0) return String(v);
+  if (Buffer.isBuffer(v)) return v.toString('hex');
+  if (Array.isArray(v)) return v.map((x) => jsonish(x));
+  if (v && typeof v === 'object' && !(v instanceof Date)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonish(x, k)]));
+  return v;
+}
+
+/**
+ * report.e01 from the E01 writer's summary() and the sink's pieces (the writer does not know the file names). A
+ * summary that does not fit the schema costs only this section, never the report.
+ */
+export function e01Section(summary: Record<string, unknown> | undefined, segments: readonly { path: string; bytes: bigint }[]): { report?: E01Report; problem?: string } {
+  if (!summary) return { problem: 'the E01 writer reported no summary' };
+  const candidate = { ...(jsonish(summary) as Record<string, unknown>), segments: segments.map((x) => ({ path: x.path, bytes: s(x.bytes) })) };
+  const parsed = e01Schema.safeParse(candidate);
+  if (!parsed.success) return { problem: `the E01 writer's summary does not match the report schema: ${parsed.error.message.slice(0, 300)}` };
+  return { report: parsed.data };
 }
 
 /** Validate, then serialise. A report that does not match its schema is never written. */
@@ -170,6 +205,20 @@ export function renderLog(r: Report): string {
     add('window hashes', `${r.hashes.window.hashes.length} × ${r.hashes.window.size} bytes (${r.hashes.window.digest ?? 'none'})`);
   }
   for (const o of r.outputs) add(`output ${o.role}`, `${o.path} ${o.bytes} bytes${o.complete ? '' : ' (INCOMPLETE)'}`);
+  if (r.outputs.filter((o) => o.role === 'segment').length) add('hashes over', 'all pieces concatenated in order');
+  if (r.e01) {
+    const e = r.e01;
+    add('E01', `${e.segments.length} segment file(s), media ${e.mediaType} ${e.mediaBytes} bytes (${e.storedBytes} stored), ${e.chunks} chunks, ${e.compression} compression (${e.compressedChunks} compressed)`);
+    for (const [k, v] of Object.entries(e.mediaDigests)) add(`  E01 media ${k}`, v);
+    for (const x of e.errorRuns) lines.push(`  error run: sector ${x.firstSector} + ${x.sectors}`);
+  }
+  if (r.image) {
+    const d = r.image.device;
+    add('device', `${d.path} (${d.type}, ${d.bytes} bytes, ${d.sectorSize}-byte sectors)${d.mounted ? ` mounted at ${d.mounted.mountPoint} (${d.mounted.options})` : ''}`);
+    add('sectors', `in ${r.image.sectors.in}, out ${r.image.sectors.out}, bad ${r.image.sectors.bad}`);
+    if (r.image.split) add('split', `${r.image.split.files.length} file(s) of at most ${r.image.split.bytes} bytes`);
+    if (r.image.verify) add('verify', r.image.verify.message);
+  }
   for (const c of r.context) add(`context ${c.name}`, c.error ? `not kept: ${c.error}` : `${c.path} sha256 ${c.sha256}`);
   if (r.failure) add('FAILURE', `${r.failure.code}: ${r.failure.message} (last good offset ${r.failure.lastGoodOffset})`);
   for (const w of r.warnings) add('warning', w);

@@ -1,32 +1,106 @@
 import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { MemdumpError, errnoOf, hex } from '../core/errors.js';
 import { RandomAccessFile } from '../core/file.js';
 import { type Digest, type HashResult, Hasher, parseDigests } from '../core/hasher.js';
 import type { Report } from '../core/report-schema.js';
+import { e01MediaDigests } from '../formats/e01.js';
 import { openImage } from '../formats/registry.js';
 import type { FormatName } from '../formats/types.js';
 import { REPORT_SUFFIX, parseReport } from './report.js';
 
 const READ = 8 << 20;
 
-/** Hash a whole file exactly as the acquisition hashed its output. */
-export async function hashFile(path: string, digests: readonly Digest[], windowSize: bigint, windowDigest: Digest | undefined, onProgress?: (done: bigint, total: bigint) => void): Promise<HashResult> {
-  const file = await RandomAccessFile.open(path);
+/**
+ * Hash one file, or the pieces of a segment set (E01 .E01/.E02…, split raw .001/.002…) as one stream in order,
+ * exactly as the acquisition hashed its output.
+ */
+export async function hashFile(paths: string | readonly string[], digests: readonly Digest[], windowSize: bigint, windowDigest: Digest | undefined, onProgress?: (done: bigint, total: bigint) => void): Promise<HashResult> {
+  const list = typeof paths === 'string' ? [paths] : paths;
   const hasher = new Hasher({ digests, windowSize, ...(windowDigest ? { windowDigest } : {}) });
   try {
-    for (let pos = 0n; pos < file.size; ) {
-      const b = await file.readAt(pos, READ);
-      if (b.length === 0) break;
-      await hasher.update(b);
-      pos += BigInt(b.length);
-      onProgress?.(pos, file.size);
+    const files: RandomAccessFile[] = [];
+    try {
+      for (const p of list) files.push(await RandomAccessFile.open(p));
+      const total = files.reduce((t, f) => t + f.size, 0n);
+      let done = 0n;
+      for (const file of files) {
+        for (let pos = 0n; pos < file.size; ) {
+          const b = await file.readAt(pos, READ);
+          if (b.length === 0) break;
+          await hasher.update(b);
+          pos += BigInt(b.length);
+          done += BigInt(b.length);
+          onProgress?.(done, total);
+        }
+      }
+    } finally {
+      for (const f of files) await f.close();
     }
     return await hasher.digest();
   } catch (e) {
     await hasher.close();
     throw e;
+  }
+}
+
+/**
+ * The files whose concatenation the report hashed: the pieces it lists (looked up beside FILE by name, so a set
+ * copied elsewhere still verifies), else an E01 set as the reader finds it, else FILE alone.
+ */
+async function pieces(file: string, r: Report | undefined, e01Segments: readonly string[] | undefined): Promise<string[]> {
+  const listed = r?.outputs.filter((o) => o.role === 'evidence' || o.role === 'segment') ?? [];
+  if (listed.length > 1) return listed.map((o) => join(dirname(file), basename(o.path)));
+  return e01Segments && e01Segments.length > 1 ? [...e01Segments] : [file];
+}
+
+export interface E01Check {
+  /** MD5 and SHA-1 the E01 carries in its hash/digest sections. */
+  stored: { md5: string | null; sha1: string | null };
+  /** Recomputed over the media as the reader decompresses it (what ewfverify does). */
+  computed: { md5: string; sha1: string; bytes: string } | null;
+  /** The media digests our report recorded when the E01 was written. */
+  report: { md5?: string | undefined; sha1?: string | undefined; sha256?: string | undefined } | null;
+  ok: boolean;
+  error: string | null;
+  problems: string[];
+}
+
+/** Decompress the whole E01 media and compare its digests with those stored inside and in the report. */
+async function checkE01(file: string, r: Report | undefined, onProgress?: (d: bigint, t: bigint) => void): Promise<{ check: E01Check; segments: string[] } | undefined> {
+  let img;
+  try {
+    img = await openImage(file);
+  } catch (e) {
+    if (!/\.e01$/i.test(file)) return undefined;
+    const msg = `${(e as { code?: string }).code ?? 'E_CORRUPT'}: ${(e as Error).message}`;
+    return { check: { stored: { md5: null, sha1: null }, computed: null, report: r?.e01?.mediaDigests ?? null, ok: false, error: msg, problems: [] }, segments: [] };
+  }
+  try {
+    if (img.format !== 'e01') return undefined;
+    const d = img.details as { storedDigests?: { md5: string | null; sha1: string | null }; segments?: { path: string }[]; problems?: string[] };
+    const stored = d.storedDigests ?? { md5: null, sha1: null };
+    const fromReport = r?.e01?.mediaDigests ?? null;
+    const segments = (d.segments ?? []).map((s) => s.path);
+    let computed: E01Check['computed'] = null;
+    let error: string | null = null;
+    try {
+      const c = await e01MediaDigests(img, onProgress);
+      computed = { md5: c.md5, sha1: c.sha1, bytes: c.bytes.toString() };
+    } catch (e) {
+      error = `${(e as { code?: string }).code ?? 'E_CORRUPT'}: ${(e as Error).message}`;
+    }
+    const agrees = (want: string | null | undefined, got: string | undefined) => !want || want === got;
+    const ok =
+      computed !== null &&
+      agrees(stored.md5, computed.md5) &&
+      agrees(stored.sha1, computed.sha1) &&
+      agrees(fromReport?.md5, computed.md5) &&
+      agrees(fromReport?.sha1, computed.sha1) &&
+      (stored.md5 !== null || stored.sha1 !== null || fromReport !== null);
+    return { check: { stored, computed, report: fromReport, ok, error, problems: d.problems ?? [] }, segments };
   } finally {
-    await file.close();
+    await img.close();
   }
 }
 
@@ -45,6 +119,10 @@ export interface VerifyResult {
   digests: Record<string, DigestCheck>;
   windows: { size: string; digest: string | null; count: number; bad: number[] };
   firstBadWindow: { index: number; offset: string; end: string; physicalAddress: string | null } | null;
+  /** Every file hashed, in order (more than one for segment sets). */
+  files: string[];
+  /** E01 only: the media digests stored inside the file, recomputed. */
+  e01: E01Check | null;
 }
 
 export async function findReport(file: string, explicit?: string): Promise<{ path: string; report: Report } | undefined> {
@@ -68,7 +146,9 @@ export async function verify(file: string, options: { report?: string; digests?:
   const digests = expected ? (Object.keys(expected.digests).filter((k) => expected.digests[k as Digest]) as Digest[]) : parseDigests(options.digests ?? 'md5,sha1,sha256');
   const windowSize = expected ? BigInt(expected.window.size) : (options.windowSize ?? 64n << 20n);
   const windowDigest = (expected?.window.digest ?? undefined) as Digest | undefined;
-  const actual = await hashFile(file, digests, windowSize, windowDigest, options.onProgress);
+  const e01 = await checkE01(file, r, options.onProgress);
+  const files = await pieces(file, r, e01?.segments);
+  const actual = await hashFile(files, digests, windowSize, windowDigest, options.onProgress);
 
   const checks: Record<string, DigestCheck> = {};
   for (const d of digests) {
@@ -88,16 +168,21 @@ export async function verify(file: string, options: { report?: string; digests?:
     const end = offset + windowSize < actual.length ? offset + windowSize : actual.length;
     firstBadWindow = { index: i, offset: hex(offset), end: hex(end), physicalAddress: await physicalAt(file, offset, end, options.inputFormat) };
   }
-  const match = !!expected && lengthOk && bad.length === 0 && Object.values(checks).every((c) => c.ok);
+  const e01Ok = !e01 || e01.check.ok;
+  const match = !!expected && lengthOk && bad.length === 0 && Object.values(checks).every((c) => c.ok) && e01Ok;
+  // without a report an E01 still proves itself: the digests stored inside it are compared
+  const verdict = expected ? (match ? 'MATCH' : 'MISMATCH') : e01 ? (e01Ok ? 'MATCH' : 'MISMATCH') : 'NO_REPORT';
   return {
     file,
     report: found?.path ?? null,
     reportStatus: r?.status ?? null,
-    verdict: !expected ? 'NO_REPORT' : match ? 'MATCH' : 'MISMATCH',
+    verdict,
     length: { expected: expected?.length ?? null, actual: actual.length.toString(), ok: lengthOk },
     digests: checks,
     windows: { size: windowSize.toString(), digest: actual.windowDigest, count: actual.windows.length, bad },
     firstBadWindow,
+    files,
+    e01: e01?.check ?? null,
   };
 }
 

@@ -31,3 +31,22 @@ export class MemorySink implements OutputSink {
     return { path: 'memory', bytes: this.pos, complete: false };
   }
 }
+
+/**
+ * A MemorySink that writes segment sets (E01 .E01/.E02…): newSegment() starts a new segment; position keeps
+ * counting across all of them, as a file-set sink's does.
+ */
+export class SegmentedMemorySink extends MemorySink {
+  /** Index in `parts` where each segment starts. */
+  private readonly starts: number[] = [0];
+  async newSegment(): Promise<void> {
+    this.starts.push(this.parts.length);
+  }
+  get segments(): Buffer[] {
+    return this.starts.map((s, i) => Buffer.concat(this.parts.slice(s, this.starts[i + 1] ?? this.parts.length)));
+  }
+  override async finish(): Promise<Receipt> {
+    const segments = this.segments.map((b, i) => ({ path: `memory.${i + 1}`, bytes: BigInt(b.length) }));
+    return { ...(await super.finish()), segments };
+  }
+}
