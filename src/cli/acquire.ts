@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
 import { formatByName } from '../formats/registry.js';
-import { acquireSwaps } from '../pipeline/image-job.js';
+import { acquireSwaps } from '../pipeline/swap-acquire.js';
 import { outputPath, runJob } from '../pipeline/job.js';
 import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { fmt } from '../pipeline/space.js';

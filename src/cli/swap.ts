@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { escapeControl } from '../core/escape.js';
-import { type SwapAcquired, acquireSwaps } from '../pipeline/image-job.js';
+import { type SwapAcquired, acquireSwaps } from '../pipeline/swap-acquire.js';
 import { fmt } from '../pipeline/space.js';
 import { type SwapArea, findSwapAreas } from '../sources/swaps.js';
 import { type GlobalOptions, abortOnSignals, progressReporter, say } from './common.js';

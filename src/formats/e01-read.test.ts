@@ -3,14 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { deflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import { expectCodeAsync } from '../../test/helpers/expect-code.js';
 import { adler32 } from '../core/adler32.js';
 import { MemdumpError } from '../core/errors.js';
 import { RandomAccessFile } from '../core/file.js';
 import { FILE_HEADER_SIZE, SECTION_DESCRIPTOR_SIZE, VOLUME_BODY_SIZE } from './e01-layout.js';
-import { headerDate, parseHeaderText, parseVolume, readSection, segmentPath, signatureKind } from './e01-read.js';
+import { parseVolume, readSection, signatureKind } from './e01-read.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'memdump-e01-read-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -31,27 +30,6 @@ async function withDescriptor(d: Buffer, pad = FILE_HEADER_SIZE, tail = 0): Prom
   writeFileSync(p, Buffer.concat([Buffer.alloc(pad), d, Buffer.alloc(tail)]));
   return RandomAccessFile.open(p);
 }
-
-test('segment names follow libewf: E01…E99, EAA…EZZ, FAA…ZZZ, keeping the case and letter of the first', () => {
-  assert.equal(segmentPath('/x/a.E01', 1), '/x/a.E01');
-  assert.equal(segmentPath('/x/a.E01', 2), '/x/a.E02');
-  assert.equal(segmentPath('/x/a.E01', 99), '/x/a.E99');
-  assert.equal(segmentPath('/x/a.E01', 100), '/x/a.EAA');
-  assert.equal(segmentPath('/x/a.E01', 101), '/x/a.EAB');
-  assert.equal(segmentPath('/x/a.E01', 125), '/x/a.EAZ');
-  assert.equal(segmentPath('/x/a.E01', 126), '/x/a.EBA');
-  assert.equal(segmentPath('/x/a.E01', 775), '/x/a.EZZ');
-  assert.equal(segmentPath('/x/a.E01', 776), '/x/a.FAA');
-  assert.equal(segmentPath('/x/a.E01', 100 + 22 * 676 - 1), '/x/a.ZZZ');
-  assert.equal(segmentPath('/x/a.E01', 100 + 22 * 676), undefined);
-  assert.equal(segmentPath('/x/a.e01', 2), '/x/a.e02');
-  assert.equal(segmentPath('/x/a.e01', 100), '/x/a.eaa');
-  assert.equal(segmentPath('/x/a.s01', 100), '/x/a.saa');
-  assert.equal(segmentPath('/x/a.s01', 100 + 8 * 676 - 1), '/x/a.zzz');
-  assert.equal(segmentPath('/x/a.s01', 100 + 8 * 676), undefined);
-  assert.equal(segmentPath('/x/memory.img', 2), undefined);
-  assert.equal(segmentPath('/x/a.E02', 3), undefined, 'only the first segment names the set');
-});
 
 test('signatures: EWF1, logical, EWF2', () => {
   assert.equal(signatureKind(Buffer.from('EVF\x09\x0d\x0a\xff\x00\x01', 'latin1')), 'ewf1');
@@ -135,28 +113,6 @@ test('volume: E01 (1052 bytes) and SMART (94 bytes) bodies, checksum enforced, L
   assert.throws(() => parseVolume(Buffer.alloc(500), 'x', 13, []), (e: unknown) => e instanceof MemdumpError && e.code === 'E_CORRUPT');
 });
 
-test('header and header2 text: categories, line ends, UTF-16 either endian', () => {
-  const h2 = '3\nmain\na\tc\tn\te\tt\tmd\tsn\tav\tov\tm\tu\tp\tdc\nd\u00e9sc\tCASE-7\tEV\tExam\tnotes\t\t\t20140813\tLinux\t1795310151\t1795310151\t0\t\n\nsrce\n';
-  const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(h2, 'utf16le')]);
-  const be = Buffer.from(le);
-  be.swap16();
-  for (const raw of [le, be]) {
-    const h = parseHeaderText(deflateSync(raw), true);
-    assert.equal(h.categories, 3);
-    assert.equal(h.values.get('a'), 'd\u00e9sc');
-    assert.equal(h.values.get('c'), 'CASE-7');
-    assert.equal(h.values.get('md'), '');
-    assert.equal(headerDate(h.values.get('m')), '2026-11-22T01:15:51Z');
-  }
-  const h = parseHeaderText(deflateSync(Buffer.from('1\r\nmain\r\nc\tn\ta\te\tt\tav\tov\tm\tu\tp\r\nC\tN\tA\tE\tT\t6\tWin\t2026 11 22 1 5 3\t2026 11 22 1 5 3\t0\r\n\r\n', 'latin1')), false);
-  assert.equal(h.crlf, true);
-  assert.equal(h.values.get('ov'), 'Win');
-  assert.equal(headerDate(h.values.get('m')), '2026-11-22T01:05:03', 'EnCase header dates carry no zone');
-  assert.equal(headerDate('0'), null);
-  assert.equal(headerDate(''), null);
-  assert.throws(() => parseHeaderText(deflateSync(Buffer.from('garbage')), false));
-  assert.throws(() => parseHeaderText(Buffer.from('not zlib'), false));
-});
 
 test('readSection never throws anything but a coded error, whatever the 76 bytes', async () => {
   const p = join(dir, 'fuzz-desc');

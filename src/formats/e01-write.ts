@@ -1,35 +1,23 @@
 /**
  * E01 (EnCase 6 style Expert Witness) writer. The media is the plan's runs laid out padded (offset = address, zeros
- * in holes), stored as whole 512-byte sectors in 32 KiB chunks. Section order follows ewfacquire 20140813:
+ * in holes), stored as whole 512-byte sectors in 32 KiB chunks; the sections and segment files they go into are
+ * e01-write-sections.ts's.
  *
- *   segment 1:   file header, header2, header2, header, volume, { sectors, table, table2 }…
- *   segment n>1: file header, data (copy of volume), { sectors, table, table2 }…
- *   not last:    … next
- *   last:        … [data if single segment] [error2] digest hash done
- *
- * The sink is append-only, so a sectors section's descriptor (which holds its size) can only be written once its
- * chunks are compressed: one group of at most `groupChunks` compressed chunks is buffered, then written as
- * sectors + table + table2. Chunks are compressed by a worker pool (e01-compress.ts) and placed in submission order
- * through a bounded FIFO; all-zero chunks (holes, zero pages) reuse one precomputed stored chunk. The media bytes
- * (padded, then zero-filled to the last sector) are hashed in order by the parallel Hasher: MD5 and SHA-1 go into
- * the digest/hash sections, SHA-256 (no slot in E01) only into summary().
+ * Chunks are compressed by a worker pool (e01-compress.ts) and placed in submission order through a bounded FIFO;
+ * all-zero chunks (holes, zero pages) reuse one precomputed stored chunk. The media bytes (padded, then zero-filled
+ * to the last sector) are hashed in order by the parallel Hasher: MD5 and SHA-1 go into the digest/hash sections,
+ * SHA-256 (no slot in E01) only into summary().
  */
-import { readFileSync } from 'node:fs';
-import { type } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MemdumpError, hex } from '../core/errors.js';
 import { Hasher, type Digest } from '../core/hasher.js';
-import { PACKAGE_ROOT } from '../core/host.js';
 import type { Range } from '../core/ranges.js';
 import { ChunkPool, encodeChunk, type StoredChunk } from './e01-compress.js';
 import {
-  BYTES_PER_SECTOR, CHUNK_SIZE, COMPRESSION_LEVEL, DIGEST_BODY_SIZE, ERROR2_HEADER_SIZE, HASH_BODY_SIZE, MAX_SEGMENTS,
-  MAX_TABLE_ENTRIES, MEDIA_FLAG_IMAGE, MEDIA_FLAG_PHYSICAL, MEDIA_TYPE, SECTION_DESCRIPTOR_SIZE, SECTORS_PER_CHUNK,
-  TABLE_COMPRESSED, TABLE_HEADER_SIZE, VOLUME_BODY_SIZE, encodeDigestBody, encodeError2Body, encodeFileHeader,
-  encodeHashBody, encodeHeader2Body, encodeHeaderBody, encodeLastSection, encodeSection, encodeSectionDescriptor,
-  encodeTableBody, encodeVolumeBody, header2Text, headerText, segmentExtension, type SectorRun,
+  BYTES_PER_SECTOR, CHUNK_SIZE, COMPRESSION_LEVEL, MAX_TABLE_ENTRIES, MEDIA_FLAG_IMAGE, MEDIA_FLAG_PHYSICAL, MEDIA_TYPE,
+  SECTORS_PER_CHUNK, encodeVolumeBody, segmentExtension,
 } from './e01-layout.js';
+import { SectionWriter } from './e01-write-sections.js';
 import type { ByteSink, ContainerWriter, MediaDescription, WritePlan } from './types.js';
 
 export interface E01WriterOptions {
@@ -68,20 +56,8 @@ export interface E01Summary extends Record<string, unknown> {
   errorRuns: { firstSector: string; sectors: string }[];
 }
 
-/** Sectors sections stay below 2 GiB: table entries hold 31-bit offsets. */
-const MAX_SECTORS_SECTION = 0x7fffffff;
-const tableSection = (entries: number) => SECTION_DESCRIPTOR_SIZE + TABLE_HEADER_SIZE + 4 * entries + 4;
-const WRITE_BATCH = 1 << 20;
 /** Below this a segment cannot hold its sections plus one uncompressed chunk. */
 export const MIN_SEGMENT_BYTES = 64n * 1024n;
-
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function guidV4(): Buffer {
   const g = randomBytes(16);
@@ -97,10 +73,8 @@ class E01Writer implements ContainerWriter {
   private readonly mediaBytes: bigint;
   private readonly storedBytes: bigint;
   private readonly chunkCount: number;
-  private readonly volume: Buffer;
   private readonly zeroChunk: StoredChunk;
-  private readonly groupChunks: number;
-  private readonly segmentBytes: bigint;
+  private readonly sections: SectionWriter;
   private hasher: Hasher | undefined;
   private pool: ChunkPool | undefined;
   private inFlight = 64;
@@ -110,20 +84,10 @@ class E01Writer implements ContainerWriter {
   private readonly cur = Buffer.alloc(CHUNK_SIZE);
   private fill = 0;
   private readonly fifo: (StoredChunk | Promise<StoredChunk>)[] = [];
-  // container side
-  private segNo = 1;
-  private segPos = 0n;
-  private chunksInSegment = 0;
-  private readonly segments: bigint[] = [];
-  private group: StoredChunk[] = [];
-  private groupBytes = 0;
-  private compressedChunks = 0n;
-  private readonly errorRuns: SectorRun[] = [];
   private digests: Partial<Record<Digest, string>> | undefined;
-  private stage: Buffer | undefined;
 
   constructor(
-    private readonly out: ByteSink,
+    out: ByteSink,
     plan: WritePlan,
     private readonly options: E01WriterOptions,
   ) {
@@ -136,7 +100,7 @@ class E01Writer implements ContainerWriter {
     const chunks = (this.storedBytes + BigInt(CHUNK_SIZE) - 1n) / BigInt(CHUNK_SIZE);
     if (chunks > 0xffffffffn) throw new MemdumpError('E_TOO_LARGE', `E01 holds at most 2^32-1 chunks (128 TiB); media ends at ${hex(this.mediaBytes)}`);
     this.chunkCount = Number(chunks);
-    this.volume = encodeVolumeBody({
+    const volume = encodeVolumeBody({
       mediaType: MEDIA_TYPE[this.media.type],
       chunkCount: this.chunkCount,
       sectorCount: sectors,
@@ -147,16 +111,12 @@ class E01Writer implements ContainerWriter {
     });
     // zeros compress best at level 9; the chunk is computed once, so its cost does not matter
     this.zeroChunk = encodeChunk(Buffer.alloc(CHUNK_SIZE), { compression: this.compression === 'none' ? 'none' : 'best', probe: false });
-    this.groupChunks = Math.min(MAX_TABLE_ENTRIES, Math.max(1, options.groupChunks ?? 1024));
-    this.segmentBytes = out.newSegment && this.media.segmentBytes && this.media.segmentBytes > 0n ? this.media.segmentBytes : 0n;
-    if (this.segmentBytes > 0n && this.segmentBytes < MIN_SEGMENT_BYTES) {
-      throw new MemdumpError('E_USAGE', `E01 segment size ${this.segmentBytes} is too small: at least ${MIN_SEGMENT_BYTES} bytes (one chunk and the sections around it)`);
+    const groupChunks = Math.min(MAX_TABLE_ENTRIES, Math.max(1, options.groupChunks ?? 1024));
+    const segmentBytes = out.newSegment && this.media.segmentBytes && this.media.segmentBytes > 0n ? this.media.segmentBytes : 0n;
+    if (segmentBytes > 0n && segmentBytes < MIN_SEGMENT_BYTES) {
+      throw new MemdumpError('E_USAGE', `E01 segment size ${segmentBytes} is too small: at least ${MIN_SEGMENT_BYTES} bytes (one chunk and the sections around it)`);
     }
-  }
-
-  private async emit(buf: Buffer): Promise<void> {
-    await this.out.write(buf);
-    this.segPos += BigInt(buf.length);
+    this.sections = new SectionWriter(out, volume, groupChunks, segmentBytes, (c) => this.pool!.release(c));
   }
 
   async begin(): Promise<void> {
@@ -168,24 +128,7 @@ class E01Writer implements ContainerWriter {
       ...(this.options.batchChunks !== undefined ? { batchChunks: this.options.batchChunks } : {}),
     });
     this.inFlight = this.options.inFlight ?? Math.max(64, 4 * this.pool.workers * (this.options.batchChunks ?? 16));
-    const m = this.media;
-    const fields = {
-      description: m.description,
-      caseNumber: m.caseNumber ?? '',
-      evidenceNumber: m.evidenceNumber ?? '',
-      examiner: m.examiner ?? '',
-      notes: m.notes ?? '',
-      version: `memdump ${this.options.version ?? packageVersion()}`,
-      os: type(),
-      acquired: m.acquired,
-      system: m.acquired,
-    };
-    const header2 = encodeHeader2Body(header2Text(fields));
-    await this.emit(encodeFileHeader(1));
-    await this.emit(encodeSection('header2', this.segPos, header2));
-    await this.emit(encodeSection('header2', this.segPos, header2));
-    await this.emit(encodeSection('header', this.segPos, encodeHeaderBody(headerText(fields))));
-    await this.emit(encodeSection('volume', this.segPos, this.volume));
+    await this.sections.writeHead(this.media, this.options.version);
   }
 
   async beginRange(r: Range): Promise<void> {
@@ -221,31 +164,7 @@ class E01Writer implements ContainerWriter {
   }
 
   badBytes(addr: bigint, length: number): void {
-    if (length <= 0) return;
-    const S = BigInt(BYTES_PER_SECTOR);
-    const first = addr / S;
-    const end = (addr + BigInt(length) + S - 1n) / S;
-    const runs = this.errorRuns;
-    const last = runs[runs.length - 1];
-    if (last && first <= last.firstSector + last.sectors && first >= last.firstSector) {
-      const e = end > last.firstSector + last.sectors ? end : last.firstSector + last.sectors;
-      last.sectors = e - last.firstSector;
-      return;
-    }
-    runs.push({ firstSector: first, sectors: end - first });
-    if (last && first < last.firstSector) {
-      // out of order: sort and coalesce (never happens with the read policy, which reports in address order)
-      runs.sort((a, b) => (a.firstSector < b.firstSector ? -1 : a.firstSector > b.firstSector ? 1 : 0));
-      const merged: SectorRun[] = [];
-      for (const r of runs) {
-        const m = merged[merged.length - 1];
-        if (m && r.firstSector <= m.firstSector + m.sectors) {
-          const e = r.firstSector + r.sectors;
-          if (e > m.firstSector + m.sectors) m.sectors = e - m.firstSector;
-        } else merged.push({ ...r });
-      }
-      runs.splice(0, runs.length, ...merged);
-    }
+    this.sections.badBytes(addr, length);
   }
 
   async end(): Promise<void> {
@@ -255,16 +174,10 @@ class E01Writer implements ContainerWriter {
     this.fill = 0;
     this.pool!.flush();
     while (this.fifo.length > 0) await this.placeNext();
-    await this.flushGroup();
+    await this.sections.flushGroup();
     this.digests = (await this.hasher!.digest()).digests;
     await this.pool!.close();
-    if (this.segNo === 1) await this.emit(encodeSection('data', this.segPos, this.volume));
-    if (this.errorRuns.length > 0) await this.emit(encodeSection('error2', this.segPos, encodeError2Body(this.errorRuns)));
-    const md5 = Buffer.from(this.digests.md5!, 'hex');
-    await this.emit(encodeSection('digest', this.segPos, encodeDigestBody(md5, Buffer.from(this.digests.sha1!, 'hex'))));
-    await this.emit(encodeSection('hash', this.segPos, encodeHashBody(md5)));
-    await this.emit(encodeLastSection('done', this.segPos));
-    this.segments.push(this.segPos);
+    await this.sections.writeTail(Buffer.from(this.digests.md5!, 'hex'), Buffer.from(this.digests.sha1!, 'hex'));
   }
 
   /** Stop the worker threads after a failed copy (end() does it after a complete one). */
@@ -275,7 +188,7 @@ class E01Writer implements ContainerWriter {
   summary(): E01Summary {
     const name = this.options.segmentName ?? segmentExtension;
     return {
-      segments: this.segments.map((bytes, i) => ({ path: name(i + 1), bytes: String(bytes) })),
+      segments: this.sections.segments.map((bytes, i) => ({ path: name(i + 1), bytes: String(bytes) })),
       mediaType: this.media.type,
       mediaBytes: String(this.mediaBytes),
       storedBytes: String(this.storedBytes),
@@ -283,9 +196,9 @@ class E01Writer implements ContainerWriter {
       sectorsPerChunk: SECTORS_PER_CHUNK,
       chunks: String(this.chunkCount),
       compression: this.compression === 'none' ? 'none' : `deflate:${this.compression}`,
-      compressedChunks: String(this.compressedChunks),
+      compressedChunks: String(this.sections.compressedChunks),
       mediaDigests: { ...this.digests },
-      errorRuns: this.errorRuns.map((r) => ({ firstSector: String(r.firstSector), sectors: String(r.sectors) })),
+      errorRuns: this.sections.errorRuns.map((r) => ({ firstSector: String(r.firstSector), sectors: String(r.sectors) })),
     };
   }
 
@@ -331,84 +244,14 @@ class E01Writer implements ContainerWriter {
     while (this.fifo.length > this.inFlight) await this.placeNext();
   }
 
-  // ----- container side: FIFO → groups → sections → segments
-
+  /** The oldest chunk of the FIFO, once compressed, goes into the container. */
   private async placeNext(): Promise<void> {
     let c = this.fifo.shift()!;
     if (c instanceof Promise) {
       this.pool!.sendFor(c);
       c = await c;
     }
-    await this.place(c);
-  }
-
-  /** Bytes the end of the last segment needs: [data] [error2] digest hash done (more than a `next`). */
-  private trailerBytes(): number {
-    const d = SECTION_DESCRIPTOR_SIZE;
-    return (
-      (this.segNo === 1 ? d + VOLUME_BODY_SIZE : 0) +
-      (this.errorRuns.length > 0 ? d + ERROR2_HEADER_SIZE + 8 * this.errorRuns.length + 4 : 0) +
-      d + DIGEST_BODY_SIZE + d + HASH_BODY_SIZE + d
-    );
-  }
-
-  private async place(c: StoredChunk): Promise<void> {
-    const n = c.bytes.length;
-    if (this.group.length >= this.groupChunks || SECTION_DESCRIPTOR_SIZE + this.groupBytes + n > MAX_SECTORS_SECTION) await this.flushGroup();
-    if (this.segmentBytes > 0n && this.chunksInSegment > 0) {
-      const projected = this.segPos + BigInt(SECTION_DESCRIPTOR_SIZE + this.groupBytes + n + 2 * tableSection(this.group.length + 1) + this.trailerBytes());
-      if (projected > this.segmentBytes) {
-        await this.flushGroup();
-        await this.nextSegment();
-      }
-    }
-    this.group.push(c);
-    this.groupBytes += n;
-    this.chunksInSegment++;
-    if (c.compressed) this.compressedChunks++;
-  }
-
-  private async flushGroup(): Promise<void> {
-    if (this.group.length === 0) return;
-    const base = this.segPos;
-    const entries = new Uint32Array(this.group.length);
-    let off = SECTION_DESCRIPTOR_SIZE;
-    this.group.forEach((c, i) => {
-      entries[i] = (off | (c.compressed ? TABLE_COMPRESSED : 0)) >>> 0;
-      off += c.bytes.length;
-    });
-    const size = BigInt(SECTION_DESCRIPTOR_SIZE + this.groupBytes);
-    await this.emit(encodeSectionDescriptor('sectors', base + size, size));
-    // fewer, larger writes through one reused staging buffer (the sink copies what it keeps before write() resolves)
-    this.stage ??= Buffer.allocUnsafe(WRITE_BATCH);
-    let fill = 0;
-    for (const c of this.group) {
-      if (fill + c.bytes.length > WRITE_BATCH) {
-        await this.emit(this.stage.subarray(0, fill));
-        fill = 0;
-      }
-      this.stage.set(c.bytes, fill);
-      fill += c.bytes.length;
-    }
-    if (fill > 0) await this.emit(this.stage.subarray(0, fill));
-    for (const c of this.group) this.pool!.release(c);
-    this.group = [];
-    this.groupBytes = 0;
-    const table = encodeTableBody(base, entries);
-    await this.emit(encodeSection('table', this.segPos, table));
-    await this.emit(encodeSection('table2', this.segPos, table));
-  }
-
-  private async nextSegment(): Promise<void> {
-    if (this.segNo >= MAX_SEGMENTS) throw new MemdumpError('E_TOO_LARGE', `E01 needs more than ${MAX_SEGMENTS} segment files: choose a larger segment size`);
-    await this.emit(encodeLastSection('next', this.segPos));
-    this.segments.push(this.segPos);
-    await this.out.newSegment!();
-    this.segNo++;
-    this.segPos = 0n;
-    this.chunksInSegment = 0;
-    await this.emit(encodeFileHeader(this.segNo));
-    await this.emit(encodeSection('data', this.segPos, this.volume));
+    await this.sections.place(c);
   }
 }
 

@@ -6,41 +6,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { tempDir } from '../../test/helpers/cli.js';
 import { Prng } from '../../test/helpers/prng.js';
-import { DeviceSource, devIdOf, isReadWrite, parseMountinfo } from './device.js';
-
-test('mountinfo: optional fields, octal escapes, per-mount and superblock options', () => {
-  const text = [
-    '22 27 0:21 / /proc rw,relatime - proc proc rw',
-    '36 25 8:1 / /mnt/usb\\040stick rw,nosuid shared:12 master:3 - vfat /dev/sdb1 rw,fmask=0022',
-    '37 25 8:2 /sub /srv/ro\\011bind ro,relatime - ext4 /dev/sda2 rw,errors=remount-ro',
-    '38 25 7:0 / /media/cd ro - iso9660 /dev/loop0 ro',
-    'garbage line',
-    '',
-  ].join('\n');
-  const m = parseMountinfo(text);
-  assert.deepEqual(
-    m.map((x) => [x.devId, x.mountPoint, x.options, x.fsType, x.source, x.superOptions]),
-    [
-      ['0:21', '/proc', 'rw,relatime', 'proc', 'proc', 'rw'],
-      ['8:1', '/mnt/usb stick', 'rw,nosuid', 'vfat', '/dev/sdb1', 'rw,fmask=0022'],
-      ['8:2', '/srv/ro\tbind', 'ro,relatime', 'ext4', '/dev/sda2', 'rw,errors=remount-ro'],
-      ['7:0', '/media/cd', 'ro', 'iso9660', '/dev/loop0', 'ro'],
-    ],
-  );
-  // a read-only bind of a read-write filesystem still lets the filesystem write the device
-  assert.deepEqual(m.map(isReadWrite), [true, true, true, false]);
-  // the live file parses, and / is in it
-  assert.ok(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).some((x) => x.mountPoint === '/'));
-});
-
-test('dev_t decoding matches glibc makedev for small and large majors and minors', () => {
-  const makedev = (ma: bigint, mi: bigint) => ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
-  assert.equal(devIdOf(0x801n), '8:1');
-  fc.assert(
-    fc.property(fc.bigInt({ min: 0n, max: 0xffffffffn }), fc.bigInt({ min: 0n, max: 0xfffffn }), (ma, mi) => assert.equal(devIdOf(makedev(ma, mi)), `${ma}:${mi}`)),
-    { numRuns: 300 },
-  );
-});
+import { DeviceSource } from './device.js';
 
 /** The open-file flags of our own descriptors on `path` (from /proc/self/fdinfo), to prove how it was opened. */
 function openFlags(path: string): number[] {

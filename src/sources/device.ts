@@ -1,10 +1,11 @@
 import { type BigIntStats, close, constants, fstat, open, promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { MemdumpError, errnoOf, fromSystemError } from '../core/errors.js';
 import { preadAt } from '../core/file.js';
 import type { Range } from '../core/ranges.js';
 import type { ImageNote } from '../formats/types.js';
+import { blockGeometry, devIdOf, nativeCalls, sysDir } from './block-geometry.js';
+import { type Mount, deviceMounts } from './device-mounts.js';
 import type { PhysicalSource } from './types.js';
 
 /**
@@ -14,19 +15,9 @@ import type { PhysicalSource } from './types.js';
  * swap writes bypass the cache, so a buffered read of an active swap area can return stale cached pages.
  */
 
-export type IoMode = 'auto' | 'direct' | 'buffered';
+// geometry and mount detection live beside this file; swaps.ts, the image job and the tests import them from here
 
-export interface Mount {
-  /** major:minor of the mounted filesystem's device. */
-  devId: string;
-  mountPoint: string;
-  /** Per-mount options (rw/ro of this mount). */
-  options: string;
-  fsType: string;
-  source: string;
-  /** Superblock options: a bind mount may be ro while the filesystem (and so the device) is written. */
-  superOptions: string;
-}
+export type IoMode = 'auto' | 'direct' | 'buffered';
 
 export interface DeviceFacts {
   path: string;
@@ -45,122 +36,6 @@ export interface DeviceFacts {
   related: string[];
   /** 'direct' or 'buffered', and why. */
   io: string;
-}
-
-/** Octal escapes the kernel writes in /proc/self/mountinfo and /proc/swaps (\040 space, \011, \012, \134). */
-export function unescapeOctal(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** /proc/self/mountinfo: "id parent maj:min root mountpoint options [optional…] - fstype source superoptions". */
-export function parseMountinfo(text: string): Mount[] {
-  const out: Mount[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    const dash = f.indexOf('-', 6);
-    if (dash < 0 || dash + 3 >= f.length) continue;
-    out.push({
-      devId: f[2]!,
-      mountPoint: unescapeOctal(f[4]!),
-      options: f[5]!,
-      fsType: f[dash + 1] ?? '',
-      source: unescapeOctal(f[dash + 2] ?? ''),
-      superOptions: f[dash + 3] ?? '',
-    });
-  }
-  return out;
-}
-
-/** The filesystem on the device can write to it: its superblock is read-write. */
-export function isReadWrite(m: Mount): boolean {
-  return m.options.split(',').includes('rw') || m.superOptions.split(',').includes('rw');
-}
-
-/** glibc's dev_t encoding (what libuv's makedev produces): 12+20-bit major, 20-bit minor. */
-export function devIdOf(dev: bigint): string {
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & 0xfff00n);
-  return `${major}:${minor}`;
-}
-
-const readText = (p: string) => fsp.readFile(p, 'utf8').then((t) => t.trim()).catch(() => undefined);
-
-/** sysfs directory of a block device (resolved, so that ".." is its parent disk for a partition). */
-async function sysDir(root: string, devId: string): Promise<string | undefined> {
-  return fsp.realpath(join(root, 'sys/dev/block', devId)).catch(() => undefined);
-}
-
-/** The device itself, its partitions and whatever sits on top (dm, md): any of these mounted means in use. */
-async function relatedDevIds(root: string, dir: string, depth = 0): Promise<string[]> {
-  const ids: string[] = [];
-  const own = await readText(join(dir, 'dev'));
-  if (own) ids.push(own);
-  if (depth > 3) return ids;
-  const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
-    if (e.isDirectory() && (await readText(join(dir, e.name, 'partition')))) ids.push(...(await relatedDevIds(root, join(dir, e.name), depth + 1)));
-  }
-  for (const h of await fsp.readdir(join(dir, 'holders')).catch(() => [])) {
-    const hd = await fsp.realpath(join(dir, 'holders', h)).catch(() => undefined);
-    if (hd) ids.push(...(await relatedDevIds(root, hd, depth + 1)));
-  }
-  return [...new Set(ids)];
-}
-
-/** Loop devices whose backing file is `file` (so that a mounted loop image counts as the file being in use). */
-async function loopsBackedBy(root: string, file: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const name of await fsp.readdir(join(root, 'sys/block')).catch(() => [])) {
-    if (!name.startsWith('loop')) continue;
-    const back = await readText(join(root, 'sys/block', name, 'loop/backing_file'));
-    if (back && (back === file || back === file + ' (deleted)')) {
-      const dir = await fsp.realpath(join(root, 'sys/block', name)).catch(() => undefined);
-      if (dir) out.push(dir);
-    }
-  }
-  return out;
-}
-
-async function findMounts(root: string, ids: ReadonlySet<string>, paths: string[]): Promise<Mount[]> {
-  const text = await fsp.readFile(join(root, 'proc/self/mountinfo'), 'utf8').catch(() => '');
-  return parseMountinfo(text).filter((m) => ids.has(m.devId) || paths.includes(m.source));
-}
-
-interface Native {
-  address(b: Buffer): bigint;
-  ioctlU64(fd: number, req: number, out: number[]): number;
-  ioctlInt(fd: number, req: number, out: number[]): number;
-}
-let native: Native | null | undefined;
-/** Buffer addresses (O_DIRECT needs aligned memory) and block ioctls, through koffi; null where it cannot load. */
-function nativeCalls(): Native | null {
-  if (native !== undefined) return native;
-  try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
-    native = {
-      address: (b) => BigInt(koffi.address(b) as unknown as bigint),
-      ioctlU64: libc.func('int ioctl(int fd, unsigned long req, _Out_ uint64_t *out)') as Native['ioctlU64'],
-      ioctlInt: libc.func('int ioctl(int fd, unsigned long req, _Out_ int *out)') as Native['ioctlInt'],
-    };
-  } catch {
-    native = null;
-  }
-  return native;
-}
-
-/** linux/fs.h: BLKGETSIZE64 = _IOR(0x12, 114, size_t), BLKSSZGET = _IO(0x12, 104). */
-const BLKGETSIZE64 = 0x80081272;
-const BLKSSZGET = 0x1268;
-
-/** Size and logical sector size of an open block device by ioctl, for hosts without sysfs (fs.stat says 0). */
-export function ioctlGeometry(fd: number): { bytes: bigint; sectorSize: number } | undefined {
-  const n = nativeCalls();
-  if (!n) return undefined;
-  const size = [0];
-  const ss = [0];
-  if (n.ioctlU64(fd, BLKGETSIZE64, size) !== 0 || n.ioctlInt(fd, BLKSSZGET, ss) !== 0) return undefined;
-  return { bytes: BigInt(size[0]!), sectorSize: ss[0]! };
 }
 
 const MEM_ALIGN = 4096;
@@ -236,32 +111,8 @@ export class DeviceSource implements PhysicalSource {
     const block = st.isBlockDevice();
     const real = await fsp.realpath(path).catch(() => path);
     const devId = devIdOf(block ? st.rdev : st.dev);
-    let bytes = st.size;
-    let sectorSize = 512;
-    let removable = false;
-    let model: string | null = null;
-    let serial: string | null = null;
-    const sectors = block && dir ? await readText(join(dir, 'size')) : undefined;
-    if (block && !(sectors && /^\d+$/.test(sectors))) {
-      // no sysfs (a container): ask the driver
-      const geo = ioctlGeometry(fd);
-      if (!geo) {
-        throw new MemdumpError('E_UNSUPPORTED', `${path}: neither ${join(root, 'sys/dev/block', devId)}/size nor BLKGETSIZE64 gives the device size`);
-      }
-      bytes = geo.bytes;
-      sectorSize = geo.sectorSize;
-    } else if (block && dir) {
-      bytes = BigInt(sectors!) * 512n;
-      const isPart = (await readText(join(dir, 'partition'))) !== undefined;
-      const disk = isPart ? join(dir, '..') : dir;
-      sectorSize = Number((await readText(join(disk, 'queue/logical_block_size'))) ?? 512) || 512;
-      removable = (await readText(join(disk, 'removable'))) === '1';
-      model = (await readText(join(disk, 'device/model'))) ?? null;
-      serial = (await readText(join(disk, 'device/serial'))) ?? (await readText(join(disk, 'serial'))) ?? null;
-    }
-    const ids = new Set<string>();
-    for (const d of block && dir ? [dir] : await loopsBackedBy(root, real)) for (const id of await relatedDevIds(root, d)) ids.add(id);
-    const mounts = await findMounts(root, ids, block ? [real] : []);
+    const { bytes, sectorSize, removable, model, serial } = block ? await blockGeometry(path, root, devId, dir, fd) : { bytes: st.size, sectorSize: 512, removable: false, model: null, serial: null };
+    const { mounts, related } = await deviceMounts(root, real, block, dir);
 
     const wantDirect = o.io === 'direct' || ((o.io ?? 'auto') === 'auto' && block);
     let io = 'buffered (regular file: the page cache is coherent with it)';
@@ -291,7 +142,7 @@ export class DeviceSource implements PhysicalSource {
         }
       }
     }
-    const facts: DeviceFacts = { path: block ? path : resolvePath(path), type: block ? 'block' : 'file', bytes, sectorSize, devId, removable, model, serial, mounts, related: [...ids], io };
+    const facts: DeviceFacts = { path: block ? path : resolvePath(path), type: block ? 'block' : 'file', bytes, sectorSize, devId, removable, model, serial, mounts, related, io };
     return new DeviceSource(path, fd, facts, bounce);
   }
 

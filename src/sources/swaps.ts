@@ -1,7 +1,8 @@
 import { constants, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MemdumpError } from '../core/errors.js';
-import { devIdOf, unescapeOctal } from './device.js';
+import { devIdOf } from './block-geometry.js';
+import { unescapeOctal } from './device-mounts.js';
 
 /** One line of /proc/swaps. Sizes are KiB, as the kernel prints them. */
 export interface SwapEntry {

@@ -1056,6 +1056,8 @@ export interface BootOptions {
   cacheDir?: string;
   /** Receives console text as it arrives (e.g. for live debugging). */
   onConsole?: (text: string) => void;
+  /** More QEMU arguments, e.g. a fourth disk at PCI slot 0x7 (it enumerates as /dev/vdd). */
+  extraArgs?: readonly string[];
 }
 
 export interface GuestTimings {
@@ -1218,6 +1220,7 @@ export async function bootGuest(opts: BootOptions): Promise<Guest> {
       '-drive', `file=${sysDisks.app},if=none,id=app,format=raw,readonly=on`,
       '-device', 'virtio-blk-pci,drive=app,addr=0x6',
       '-qmp', `unix:${qmpSock},server=on,wait=off`,
+      ...(opts.extraArgs ?? []),
     ];
     const spawnAt = process.hrtime.bigint();
     // setpriv (util-linux) makes the kernel SIGKILL QEMU if this process dies

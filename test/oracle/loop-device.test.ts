@@ -5,7 +5,8 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseReport } from '../../src/pipeline/report.js';
-import { DeviceSource, ioctlGeometry } from '../../src/sources/device.js';
+import { ioctlGeometry } from '../../src/sources/block-geometry.js';
+import { DeviceSource } from '../../src/sources/device.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { Prng } from '../helpers/prng.js';
 
