@@ -83,4 +83,7 @@ if (only.includes('image')) {
   show('E01: memdump vs ewfacquire deflate:fast (md5)', sec('memdump image --format e01'), sec('ewfacquire -c deflate:fast (md5)'), 2);
   show('E01: memdump vs ewfacquire deflate:fast -d sha1', sec('memdump image --format e01'), sec('ewfacquire -c deflate:fast -d sha1'), 2);
   show('raw: memdump (md5,sha256) vs dc3dd hash=md5 hash=sha256', sec('memdump image --format raw'), sec('dc3dd'), 2.5);
+  const floor = sec('md5sum');
+  const dd = sec('dc3dd');
+  if (floor !== undefined && dd !== undefined) console.log(`${'best ratio any MD5-computing tool could reach (dc3dd / md5sum)'.padEnd(58)} ${(dd / floor).toFixed(2)}×`);
 }

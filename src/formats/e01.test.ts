@@ -140,7 +140,7 @@ test('details: case fields, media and digests from the set', { skip: !HAVE_EWF &
   assert.equal(d['mediaBytes'], String(data.length));
   assert.equal(d['sectorCount'], String(data.length / 512));
   assert.equal(d['chunkCount'], Math.ceil(data.length / 32768));
-  assert.equal(d['compression'], 'fast');
+  assert.equal(d['compression'], 'deflate:fast');
   assert.deepEqual(d['errorRuns'], []);
   assert.deepEqual(d['problems'], []);
   await img.close();

@@ -92,7 +92,7 @@ export async function openE01(file: RandomAccessFile, options: E01OpenOptions = 
     compressedChunks,
     sectorCount: v.sectorCount.toString(),
     mediaBytes: mediaBytes.toString(),
-    compression: v.compressionLevel === 1 ? 'fast' : v.compressionLevel === 2 ? 'best' : v.compressionLevel === 0 ? (compressedChunks > 0 ? 'deflate (level not recorded)' : 'none') : `level ${v.compressionLevel}`,
+    compression: v.compressionLevel === 1 ? 'deflate:fast' : v.compressionLevel === 2 ? 'deflate:best' : v.compressionLevel === 0 ? (compressedChunks > 0 ? 'deflate (level not recorded)' : 'none') : `level ${v.compressionLevel}`,
     errorGranularity: v.errorGranularity,
     setIdentifier: /^0*$/.test(v.guid) ? null : v.guid,
     ...headerFields(ix),

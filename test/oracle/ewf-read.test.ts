@@ -95,7 +95,7 @@ async function readAll(img: E01Image): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-const COMPRESSION: Record<string, string> = { 'no compression': 'none', 'good (fast) compression': 'fast', 'best compression': 'best' };
+const COMPRESSION: Record<string, string> = { 'no compression': 'none', 'good (fast) compression': 'deflate:fast', 'best compression': 'deflate:best' };
 
 for (const compression of ['none', 'fast', 'best'] as const) {
   for (const segmented of [false, true]) {
