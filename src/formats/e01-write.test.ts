@@ -14,6 +14,7 @@ import {
 } from './e01-layout.js';
 import { createE01Writer, type E01WriterOptions } from './e01-write.js';
 import type { ByteSink, MediaDescription } from './types.js';
+import { mixedContent } from '../../test/helpers/mixed-content.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
 const GUID = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
@@ -162,28 +163,7 @@ function readMedia(segs: Buffer[]): { media: Buffer; types: string[][]; volume: 
 // ---------------------------------------------------------------------------------------------------------------
 // writer
 
-const WORDS = 'kernel page table process examiner evidence the of and a to'.split(' ');
-
-/** Seeded memory-like bytes: runs of random, text and zeros. */
-function content(seed: number, n: number): Buffer {
-  const p = new Prng(seed);
-  const parts: Buffer[] = [];
-  for (let len = 0; len < n; ) {
-    const k = 1000 + p.int(90_000);
-    const kind = p.int(3);
-    let b: Buffer;
-    if (kind === 0) b = p.bytes(k);
-    else if (kind === 1) b = Buffer.alloc(k);
-    else {
-      let s = '';
-      while (s.length < k) s += WORDS[p.int(WORDS.length)]! + ' ';
-      b = Buffer.from(s.slice(0, k), 'latin1');
-    }
-    parts.push(b);
-    len += k;
-  }
-  return Buffer.concat(parts).subarray(0, n);
-}
+const content = (seed: number, n: number) => mixedContent(seed, n);
 
 const MEDIA: MediaDescription = {
   type: 'memory',

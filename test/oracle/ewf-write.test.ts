@@ -15,6 +15,7 @@ import { createE01Writer, type E01Summary } from '../../src/formats/e01-write.js
 import type { ByteSink, MediaDescription } from '../../src/formats/types.js';
 import { tempDir } from '../helpers/cli.js';
 import { Prng } from '../helpers/prng.js';
+import { mixedContent } from '../helpers/mixed-content.js';
 
 const hasEwf = spawnSync('ewfverify', ['-V']).status === 0;
 const skip = hasEwf ? false : 'ewfverify (ewf-tools) is not installed';
@@ -58,22 +59,7 @@ function run(cmd: string, args: string[]): { status: number | null; out: string 
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-const WORDS = 'kernel page table process examiner evidence the of and a to'.split(' ');
-
-/** Seeded bytes: random, zero and text stretches, so compressed, stored and zero chunks all occur. */
-function content(seed: number, n: number): Buffer {
-  const p = new Prng(seed);
-  const parts: Buffer[] = [];
-  for (let len = 0; len < n; ) {
-    const k = 4096 * (1 + p.int(24));
-    const kind = p.int(3);
-    let s = '';
-    if (kind === 2) while (s.length < k) s += WORDS[p.int(WORDS.length)]! + ' ';
-    parts.push(kind === 0 ? p.bytes(k) : kind === 1 ? Buffer.alloc(k) : Buffer.from(s.slice(0, k), 'latin1'));
-    len += k;
-  }
-  return Buffer.concat(parts).subarray(0, n);
-}
+const content = (seed: number, n: number) => mixedContent(seed, n, (p) => 4096 * (1 + p.int(24)));
 
 const MEDIA: MediaDescription = {
   type: 'memory',
