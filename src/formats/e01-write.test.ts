@@ -6,7 +6,6 @@ import { adler32 } from '../core/adler32.js';
 import type { Range } from '../core/ranges.js';
 import { reportSchema } from '../core/report-schema.js';
 import { MemorySink, SegmentedMemorySink } from '../../test/helpers/memory-sink.js';
-import { Prng } from '../../test/helpers/prng.js';
 import {
   EVF_SIGNATURE, MAX_SEGMENTS, VOLUME, encodeDigestBody, encodeError2Body, encodeFileHeader, encodeHashBody, encodeHeader2Body,
   encodeHeaderBody, encodeLastSection, encodeSectionDescriptor, encodeTableBody, encodeVolumeBody, header2Text, headerText,

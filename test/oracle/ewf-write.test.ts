@@ -14,7 +14,6 @@ import { segmentExtension } from '../../src/formats/e01-layout.js';
 import { createE01Writer, type E01Summary } from '../../src/formats/e01-write.js';
 import type { ByteSink, MediaDescription } from '../../src/formats/types.js';
 import { tempDir } from '../helpers/cli.js';
-import { Prng } from '../helpers/prng.js';
 import { mixedContent } from '../helpers/mixed-content.js';
 
 const hasEwf = spawnSync('ewfverify', ['-V']).status === 0;
