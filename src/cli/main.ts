@@ -5,13 +5,17 @@ import { escapeControl } from '../core/escape.js';
 import { toolIdentity } from '../core/host.js';
 import { registerAcquire } from './acquire.js';
 import type { GlobalOptions } from './common.js';
+import { registerConfig } from './config.js';
 import { registerConvert } from './convert.js';
+import { registerCoreHandler } from './core-handler.js';
+import { registerDoctor } from './doctor.js';
 import { registerImage } from './image.js';
 import { registerInfo } from './info.js';
 import { registerProcess } from './process.js';
 import { registerRegions } from './regions.js';
 import { registerSwap } from './swap.js';
 import { registerVerify } from './verify.js';
+import { registerWatch } from './watch.js';
 
 const EXIT_HELP = `
 Exit status:
@@ -44,6 +48,10 @@ export async function main(argv: string[]): Promise<number> {
   registerRegions(program, globals, setExit);
   registerImage(program, globals, setExit);
   registerSwap(program, globals, setExit);
+  registerWatch(program, globals, setExit);
+  registerDoctor(program, globals, setExit);
+  registerConfig(program, globals, setExit);
+  registerCoreHandler(program, globals, setExit);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -6,9 +6,9 @@ import { type RegionSelectors, parseGrepArg, parseRangeArg } from '../pipeline/r
 import { assertProcess } from '../sources/proc-info.js';
 import { type GlobalOptions, abortOnSignals, say } from './common.js';
 import { parsePid, processName } from './process.js';
-import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions } from './shared-options.js';
+import { type CaseOpts, type HashOpts, addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions } from './shared-options.js';
 
-interface RegionsOpts {
+interface RegionsOpts extends HashOpts, CaseOpts {
   output?: string;
   format: string;
   stack?: boolean;
@@ -21,13 +21,7 @@ interface RegionsOpts {
   grep: string[];
   suspicious?: boolean;
   freeze: boolean;
-  digests: string;
-  hashWindow: string;
   maxDiskUsage: string;
-  case?: string;
-  examiner?: string;
-  evidence?: string;
-  notes?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];

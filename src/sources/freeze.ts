@@ -71,6 +71,8 @@ export class Freeze {
    * capture then has no registers and says why.
    */
   static async capture(pid: number, hold: boolean): Promise<Freeze> {
+    const adopted = adoptions.get(pid);
+    if (adopted) return Freeze.fromAdopted(pid, hold, adopted);
     const f = new Freeze(pid, hold);
     process.on('exit', f.onExit);
     try {
@@ -86,6 +88,19 @@ export class Freeze {
     }
     for (const t of f.threads) if (!t.regs && !t.error) t.error = f.error ?? 'thread did not stop';
     if (!hold) f.release();
+    return f;
+  }
+
+  /** Threads someone else (memdump watch) already holds in ptrace-stops: read them, never seize or detach them. */
+  private static fromAdopted(pid: number, hold: boolean, a: AdoptedThreads): Freeze {
+    const f = new Freeze(pid, hold);
+    f.stoppedAt = performance.now();
+    for (const t of a.threads) {
+      const cap: ThreadCapture = { tid: t.tid, regs: undefined, fpregs: undefined, xstate: undefined, siginfo: undefined, pendingSignal: t.signal, error: undefined };
+      f.threads.push(cap);
+      f.readRegisters(cap);
+      if (!cap.regs && !cap.error) cap.error = 'thread did not stop';
+    }
     return f;
   }
 
@@ -180,6 +195,25 @@ export class Freeze {
       threadsSeen: this.threads.length,
     };
   }
+}
+
+/** Threads of one process that the caller traces and holds stopped; the first is shown first (e.g. the faulting one). */
+export interface AdoptedThreads {
+  threads: { tid: number; signal: number }[];
+}
+
+const adoptions = new Map<number, AdoptedThreads>();
+
+/**
+ * For a caller that already traces PID (a tracee cannot be seized twice): until the returned function runs,
+ * Freeze.capture(PID) reads registers from these stopped threads and leaves stopping and resuming to the caller.
+ * `signal` is the signal each thread's stop carries, written to the core as its current signal.
+ */
+export function adoptStopped(pid: number, a: AdoptedThreads): () => void {
+  adoptions.set(pid, a);
+  return () => {
+    if (adoptions.get(pid) === a) adoptions.delete(pid);
+  };
 }
 
 function describePtraceError(e: SyscallError, pid: number): string {

@@ -8,7 +8,13 @@ import { MemdumpError } from '../core/errors.js';
  * control. Loaded lazily so commands that never touch a process do not load the native module.
  */
 
+export const PTRACE_CONT = 7;
 export const PTRACE_DETACH = 17;
+export const PTRACE_SETOPTIONS = 0x4200;
+export const PTRACE_LISTEN = 0x4208;
+/** Auto-attach threads the tracee creates (they start with a PTRACE_EVENT_STOP). */
+export const PTRACE_O_TRACECLONE = 8;
+export const PTRACE_EVENT_CLONE = 3;
 export const PTRACE_GETSIGINFO = 0x4202;
 export const PTRACE_GETREGSET = 0x4204;
 export const PTRACE_SEIZE = 0x4206;
@@ -126,6 +132,47 @@ export function pollStop(tid: number): WaitResult {
  */
 export function processVmRead(pid: number, addr: bigint, buf: Buffer, length: number): number {
   return check(`process_vm_readv ${pid} at 0x${addr.toString(16)}`, load().pvr(pid, [{ base: buf, len: length }], 1, [{ base: addr, len: length }], 1, 0));
+}
+
+/** PTRACE_SEIZE with options (e.g. PTRACE_O_TRACECLONE), for a watcher that keeps the process traced. */
+export function ptraceSeizeOptions(tid: number, options: number): void {
+  check(`PTRACE_SEIZE ${tid}`, load().ptraceN(PTRACE_SEIZE, tid, 0, options));
+}
+
+/** Resume a stopped tracee; `signal` is delivered (0 suppresses the signal it stopped for). */
+export function ptraceCont(tid: number, signal = 0): void {
+  check(`PTRACE_CONT ${tid}`, load().ptraceN(PTRACE_CONT, tid, 0, signal));
+}
+
+/** Leave a SEIZEd tracee in its group-stop (job control keeps working) while still tracing it. */
+export function ptraceListen(tid: number): void {
+  check(`PTRACE_LISTEN ${tid}`, load().ptraceN(PTRACE_LISTEN, tid, 0, 0));
+}
+
+export type AnyWaitResult =
+  | { kind: 'none' }
+  | { kind: 'stopped'; tid: number; signal: number; event: number }
+  | { kind: 'exited'; tid: number; code: number | null; signal: number | null }
+  | { kind: 'nochild' };
+
+/**
+ * Non-blocking waitpid(-1, __WALL): the next state change of any tracee (threads a tracee creates are
+ * auto-attached, so the watcher learns their ids here). Only for a process whose other children do not matter.
+ */
+export function pollAnyStop(): AnyWaitResult {
+  const st = [0];
+  const r = load().waitpid(-1, st, __WALL | WNOHANG);
+  if (r === 0) return { kind: 'none' };
+  if (r === -1) {
+    const e = load().errno();
+    if (e === 10) return { kind: 'nochild' };
+    if (e === 4) return { kind: 'none' };
+    throw new SyscallError('waitpid -1', e);
+  }
+  const s = st[0]!;
+  if ((s & 0xff) === 0x7f) return { kind: 'stopped', tid: r, signal: (s >> 8) & 0xff, event: (s >> 16) & 0xff };
+  if ((s & 0x7f) === 0) return { kind: 'exited', tid: r, code: (s >> 8) & 0xff, signal: null };
+  return { kind: 'exited', tid: r, code: null, signal: s & 0x7f };
 }
 
 /** Load the bindings now so a missing native module is reported before any work starts. */

@@ -62,6 +62,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #if __has_include(<sys/rseq.h>)
 #include <sys/rseq.h>
@@ -337,7 +338,133 @@ static void traced_parent(pid_t child, int rfd) {
   }
 }
 
+/*
+ * --behave MODE DELAY_MS [N] [--comm NAME]: a single-purpose target for `memdump watch` tests, which must see a
+ * process CHANGE at a known moment (the parked target above never changes). Prints {"pid":P,"behave":MODE,
+ * "t":EPOCH_MS} at once, sleeps DELAY_MS, prints {"event":"go","t":EPOCH_MS} and then:
+ *   burn N     busy-loops N ms (0: forever), prints {"event":"stop",...}, then idles
+ *   grow N     allocates and touches N MiB, then idles
+ *   threads N  starts N threads that idle
+ *   fds N      opens /dev/null N times, then idles
+ *   segv       writes through a null pointer (SIGSEGV, no handler)
+ *   abort      abort() (SIGABRT)
+ *   segv-on-usr2, abort-on-usr2
+ *              idle until SIGUSR2 arrives (a handler sets a flag), then crash as above from main's code: a test
+ *              starts the crash only once its watcher is attached
+ *   sigusr1    idles; a SIGUSR1 handler is installed before the first line and each receipt prints
+ *              {"event":"sigusr1","t":...} (the signal reached the program: nobody swallowed it)
+ *   idle       idles
+ * "t" is CLOCK_REALTIME in ms, comparable with the report times of a dump.
+ */
+static volatile sig_atomic_t usr1_count, usr2_seen;
+static void on_usr1(int sig) {
+  (void)sig;
+  usr1_count++;
+}
+static void on_usr2(int sig) {
+  (void)sig;
+  usr2_seen = 1;
+}
+static void crash(const char *how) {
+  if (strcmp(how, "abort") == 0) abort();
+  volatile int *p = NULL;
+  *p = 1;
+}
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static void event(const char *name) {
+  printf("{\"event\":\"%s\",\"t\":%lld}\n", name, now_ms());
+  fflush(stdout);
+}
+static void *idle_thread(void *arg) {
+  (void)arg;
+  for (;;) pause();
+  return NULL;
+}
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+static int behave(int argc, char **argv) {
+  if (argc < 4) {
+    errno = 0;
+    die("usage: --behave MODE DELAY_MS [N] [--comm NAME]");
+  }
+  const char *mode = argv[2];
+  long delay = parse_long(argv[3], "--behave DELAY_MS", 0, 3600000);
+  long n = 0;
+  int i = 4;
+  if (i < argc && strcmp(argv[i], "--comm") != 0) n = parse_long(argv[i++], "--behave N", 0, 1 << 20);
+  if (i + 1 < argc && strcmp(argv[i], "--comm") == 0 && prctl(PR_SET_NAME, argv[i + 1]) != 0) die("PR_SET_NAME");
+  pid_t ppid0 = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die("prctl PR_SET_PDEATHSIG");
+  if (getppid() != ppid0) _exit(3);
+  if (prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY) != 0 && errno != EINVAL) die("prctl PR_SET_PTRACER");
+  if (strcmp(mode, "sigusr1") == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    if (sigaction(SIGUSR1, &sa, NULL) != 0) die("sigaction");
+  }
+  const char *on_usr2_mode = strstr(mode, "-on-usr2");
+  if (on_usr2_mode) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr2;
+    if (sigaction(SIGUSR2, &sa, NULL) != 0) die("sigaction");
+  }
+  printf("{\"pid\":%d,\"behave\":\"%s\",\"t\":%lld}\n", (int)getpid(), mode, now_ms());
+  fflush(stdout);
+  sleep_ms(delay);
+  event("go");
+  if (strcmp(mode, "burn") == 0) {
+    long long end = now_ms() + n;
+    volatile unsigned long x = 0;
+    while (n == 0 || now_ms() < end) x++;
+    event("stop");
+  } else if (strcmp(mode, "grow") == 0) {
+    size_t bytes = (size_t)n << 20;
+    char *p = malloc(bytes);
+    if (!p) die("malloc");
+    memset(p, 0x5a, bytes);
+    event("grown");
+  } else if (strcmp(mode, "threads") == 0) {
+    for (long k = 0; k < n; k++) {
+      pthread_t th;
+      int rc = pthread_create(&th, NULL, idle_thread, NULL);
+      if (rc) die_rc(rc, "pthread_create");
+    }
+    event("started");
+  } else if (strcmp(mode, "fds") == 0) {
+    for (long k = 0; k < n; k++)
+      if (open("/dev/null", O_RDONLY) < 0) die("open /dev/null");
+    event("opened");
+  } else if (strcmp(mode, "segv") == 0 || strcmp(mode, "abort") == 0) {
+    crash(mode);
+  } else if (!on_usr2_mode && strcmp(mode, "sigusr1") != 0 && strcmp(mode, "idle") != 0) {
+    errno = 0;
+    die("unknown --behave mode %s", mode);
+  }
+  sig_atomic_t seen = 0;
+  for (;;) {
+    pause();
+    if (on_usr2_mode && usr2_seen) {
+      event("crash");
+      crash(strncmp(mode, "abort", 5) == 0 ? "abort" : "segv");
+    }
+    while (seen < usr1_count) {
+      seen++;
+      event("sigusr1");
+    }
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--behave") == 0) return behave(argc, argv);
   int anon_mib = 0, rwx = 0, use_memfd = 0, deleted_exec = 0, traced = 0, threads_given = 0, magic_given = 0;
 
   /* --memfd-exec first: re-execute from a memfd with the other arguments. */

@@ -411,3 +411,96 @@ export function readMaps(pid: number): Array<{ start: bigint; end: bigint; perms
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** A `target --behave` process (see behave() in target.c): it changes at a known moment, for `memdump watch`. */
+export interface BehavingTarget {
+  pid: number;
+  exe: string;
+  /** CLOCK_REALTIME ms of the first line. */
+  startedAt: number;
+  /** Every {"event","t"} line so far. */
+  events(): Array<{ event: string; t: number }>;
+  /** Resolves with the event's time once it has been printed (rejects if the target exits first). */
+  waitEvent(name: string, timeoutMs?: number): Promise<number>;
+  /** How the process ended. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+  kill(): Promise<void>;
+}
+
+/**
+ * Start `target --behave MODE DELAY_MS [N] [--comm NAME]` as a child of the test and wait for its first line.
+ * `group`: in a process group of its own (pgid = pid).
+ */
+export async function startBehaving(t: AfterHook, mode: string, delayMs: number, n?: number, opts: { comm?: string; group?: boolean } = {}): Promise<BehavingTarget> {
+  const exe = buildTarget();
+  const args = ['--behave', mode, String(delayMs), ...(n === undefined ? [] : [String(n)]), ...(opts.comm ? ['--comm', opts.comm] : [])];
+  const child: ChildProcess = spawn(exe, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group === true });
+  const spawned: Spawned = { child, pids: () => [child.pid] };
+  live.add(spawned);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const s of live) for (const pid of s.pids()) killQuietly(pid);
+    });
+  }
+  let stderr = '';
+  let buf = '';
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => (stderr += d));
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      buf = buf.slice(nl + 1);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      done = true;
+      for (const w of waiters.splice(0)) w();
+      resolve({ code, signal });
+    });
+  });
+  const kill = async (): Promise<void> => {
+    killQuietly(child.pid);
+    live.delete(spawned);
+    await exited;
+  };
+  t.after(kill);
+  const until = async (pred: () => boolean, what: string, timeoutMs: number): Promise<void> => {
+    const end = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (done) throw new Error(`target --behave ${mode} exited before ${what}; stderr: ${stderr}`);
+      if (Date.now() > end) throw new Error(`target --behave ${mode}: no ${what} within ${timeoutMs} ms (a hang guard)`);
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+  };
+  await until(() => lines.length > 0, 'first line', 60_000);
+  const first = lines[0]!;
+  const events = () => lines.filter((l) => typeof l['event'] === 'string').map((l) => ({ event: String(l['event']), t: Number(l['t']) }));
+  return {
+    pid: Number(first['pid']),
+    exe,
+    startedAt: Number(first['t']),
+    events,
+    waitEvent: async (name, timeoutMs = 120_000) => {
+      await until(() => events().some((e) => e.event === name), `event ${name}`, timeoutMs);
+      return events().find((e) => e.event === name)!.t;
+    },
+    exited,
+    stderr: () => stderr,
+    kill,
+  };
+}
