@@ -78,7 +78,7 @@ export function registerConfig(program: Command, globals: () => GlobalOptions, _
   const config = program.command('config').description('prepare a host before an incident: keep core dumps and complete shell history (dry run unless --apply; --revert undoes exactly)');
   config
     .command('coredumps')
-    .description('let processes dump core: systemd DefaultLimitCORE=infinity, kernel.core_pattern, fs.suid_dumpable=2, a 1777 crash directory')
+    .description('let processes dump core: systemd DefaultLimitCORE=infinity, kernel.core_pattern, fs.suid_dumpable=2, a crash directory (1777 for plain files; a new 0700 one for the memdump pipe handler; an existing directory other than /var/crash keeps its mode)')
     .option('--apply', 'make the changes (default: print them as a diff)')
     .option('--revert', 'restore exactly what --apply found')
     .option('--root <dir>', 'the tree to change (/etc, /proc/sys, /var under it)', '/')

@@ -45,9 +45,9 @@ function num(text: string, what: string, min: number, integer = false): number {
 /** SIGUSR1, USR1 or 10. */
 export function parseSignal(text: string): number {
   const sigs = constants.signals as Record<string, number>;
-  if (/^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= 64) return Number(text);
-  const name = text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`;
-  const n = sigs[name];
+  const numeric = /^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= 64;
+  const name = numeric ? `signal ${text}` : text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`;
+  const n = numeric ? Number(text) : sigs[name];
   if (n === undefined) throw new MemdumpError('E_USAGE', `--signal: "${text}" is not a signal name or number`);
   if (n === sigs['SIGKILL'] || n === sigs['SIGSTOP']) throw new MemdumpError('E_USAGE', `--signal: ${name} cannot be intercepted`);
   return n;

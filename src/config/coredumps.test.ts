@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -87,7 +87,7 @@ test('systemd-coredump owns core_pattern: left alone without --override, replace
   assert.match(kept.plan.notes.join(' '), /systemd-coredump.*--override/);
   assert.equal(kept.plan.corePattern, SYSTEMD_PATTERN.trim());
   const over = await roundTrip(root, { override: true, pattern: 'memdump', handlerDir: '/srv/cores' });
-  assert.ok(over.plan.changes.some((c) => c.kind === 'sysctl' && c.key === 'kernel.core_pattern' && c.value === '|/usr/bin/node /opt/memdump/main.js core-handler %P %e %t --dir /srv/cores'));
+  assert.ok(over.plan.changes.some((c) => c.kind === 'sysctl' && c.key === 'kernel.core_pattern' && c.value === '|/usr/bin/node /opt/memdump/main.js core-handler --dir /srv/cores -- %P %e %t'));
   assert.equal(readFileSync(join(root, 'proc/sys/kernel/core_pattern'), 'utf8'), SYSTEMD_PATTERN);
 });
 
@@ -159,4 +159,28 @@ test('the live runner never runs anything for a --root that is not /', async () 
   assert.equal(r.ran, false);
   const missing = await hostRunner('/', async () => ((ran = true), { code: 0, message: '' }))(['no-such-tool-memdump']);
   assert.deepEqual([ran, missing.ran, /not installed/.test(missing.message)], [false, false, true]);
+});
+
+test('paths stay inside --root: a symlinked parent, "..", and an existing directory\'s mode are refused before any change', async (t) => {
+  const root = fakeRoot(t);
+  const outside = mkdtempSync(join(tmpdir(), 'cfg-outside-'));
+  t.after(() => rmSync(outside, { recursive: true, force: true }));
+  // a mounted image whose /etc is an absolute link must not make config write the host's (here: outside's) files
+  mkdirSync(join(outside, 'etc'), { recursive: true });
+  rmSync(join(root, 'etc'), { recursive: true, force: true });
+  symlinkSync(join(outside, 'etc'), join(root, 'etc'));
+  const before = await treeSnapshot(outside);
+  await assert.rejects(planCoredumps({ root, pattern: '/var/crash', handlerArgv: HANDLER, override: false }), (e: { code?: string }) => e.code === 'E_DEST_SYMLINK');
+  assert.deepEqual(await treeSnapshot(outside), before);
+  rmSync(join(root, 'etc'));
+  mkdirSync(join(root, 'etc/sysctl.d'), { recursive: true });
+
+  assert.throws(() => corePatternFor({ pattern: '/../outside', handlerArgv: HANDLER }), /"\." or "\.\."/);
+  // an existing directory other than /var/crash keeps its mode: 1777 on /etc would hand root to any user
+  mkdirSync(join(root, 'srv/keep'), { recursive: true, mode: 0o755 });
+  chmodSync(join(root, 'srv/keep'), 0o755);
+  await assert.rejects(planCoredumps({ root, pattern: '/srv/keep', handlerArgv: HANDLER, override: false }), /will not change the mode of an existing directory/);
+  // the pipe handler runs as root: a new directory for it is private
+  const pipe = await planCoredumps({ root, pattern: 'memdump', handlerDir: '/srv/cores', handlerArgv: HANDLER, override: false });
+  assert.ok(pipe.changes.some((c) => c.kind === 'dir' && c.path === '/srv/cores' && c.mode === 0o700));
 });

@@ -71,7 +71,9 @@ export interface CoredumpPlan {
 export function corePatternFor(o: Pick<CoredumpOptions, 'pattern' | 'handlerDir' | 'handlerArgv'>): { pattern: string; dir: string } {
   if (o.pattern === 'memdump') {
     const dir = o.handlerDir ?? DEFAULT_CRASH_DIR;
-    const words = [...o.handlerArgv, 'core-handler', '%P', '%e', '%t', ...(dir === DEFAULT_CRASH_DIR ? [] : ['--dir', dir])];
+    // options first, then "--": %e is the process name, which the crashing user chooses ("-h", "--dir=/x"), and
+    // must never be parsed as an option (the core would be lost)
+    const words = [...o.handlerArgv, 'core-handler', ...(dir === DEFAULT_CRASH_DIR ? [] : ['--dir', dir]), '--', '%P', '%e', '%t'];
     // the kernel splits the pattern on spaces and execs argv[0] directly (no shell, no PATH)
     for (const w of [...o.handlerArgv, dir]) {
       if (!isAbsolute(w) || /\s/.test(w)) throw new MemdumpError('E_USAGE', `the pipe handler needs absolute paths without spaces; got ${JSON.stringify(w)}`);
@@ -81,6 +83,7 @@ export function corePatternFor(o: Pick<CoredumpOptions, 'pattern' | 'handlerDir'
     return { pattern, dir };
   }
   const dir = o.pattern.replace(/\/+$/, '') || '/';
+  if (dir.split('/').some((c) => c === '..' || c === '.')) throw new MemdumpError('E_USAGE', `--pattern must not contain "." or ".." components; got ${JSON.stringify(o.pattern)}`);
   if (!isAbsolute(dir) || /\s|%/.test(dir)) throw new MemdumpError('E_USAGE', `--pattern must be "memdump" or an absolute directory without spaces or %; got ${JSON.stringify(o.pattern)}`);
   const pattern = `${dir}/core.%e.%p.%t`;
   if (pattern.length > CORE_PATTERN_MAX) throw new MemdumpError('E_USAGE', `core_pattern ${pattern} is longer than the kernel's ${CORE_PATTERN_MAX} bytes`);
@@ -117,7 +120,15 @@ export async function planCoredumps(o: CoredumpOptions): Promise<CoredumpPlan> {
   }
   const crash = await snapshot(o.root, dir);
   if (crash.exists && crash.type !== 'dir') throw new MemdumpError('E_USAGE', `${dir} exists under ${o.root} and is not a directory; choose another --pattern/--dir`);
-  if (!crash.exists || crash.mode !== 0o1777) changes.push({ kind: 'dir', path: dir, mode: 0o1777, why: `${dir}: world-writable with the sticky bit, as the kernel writes cores as the crashing user` });
+  // The pipe handler runs as root: its directory stays private. A plain pattern needs 1777 (the kernel writes as
+  // the crashing user), but only on /var/crash or a directory created for it: making an existing /etc or /
+  // world-writable would hand root to any user.
+  const mode = o.pattern === 'memdump' ? 0o700 : 0o1777;
+  const pipeDirExists = o.pattern === 'memdump' && crash.exists; // root writes there whatever its mode: leave it as it is
+  if (crash.exists && crash.mode !== mode && dir !== DEFAULT_CRASH_DIR && !pipeDirExists) {
+    throw new MemdumpError('E_USAGE', `${dir} already exists (mode ${(crash.mode ?? 0).toString(8)}); memdump will not change the mode of an existing directory other than ${DEFAULT_CRASH_DIR}: choose a new directory`);
+  }
+  if (!pipeDirExists && (!crash.exists || crash.mode !== mode)) changes.push({ kind: 'dir', path: dir, mode, why: mode === 0o700 ? `${dir}: private to root, where the pipe handler (running as root) stores cores` : `${dir}: world-writable with the sticky bit, as the kernel writes cores as the crashing user` });
 
   const conf = '# Written by "memdump config coredumps --apply"; undo with "memdump config coredumps --revert".\n' + sysctls.map(([k, v]) => `${k} = ${v}\n`).join('');
   const confNow = await readText(o.root, SYSCTL_DROPIN);

@@ -51,7 +51,28 @@ export async function lstatOrNull(full: string): Promise<import('node:fs').Stats
   }
 }
 
+/**
+ * Refuse a path whose parents, below the root, include a symbolic link or "..": in a mounted image an absolute
+ * link (etc -> /etc, proc -> /proc) would otherwise make config read and write the host's own files.
+ */
+export async function assertInsideRoot(root: string, path: string): Promise<void> {
+  const parts = path.split('/').filter((c) => c !== '');
+  if (parts.some((c) => c === '..' || c === '.')) throw new MemdumpError('E_USAGE', `${path}: "." and ".." are not allowed in a configuration path`);
+  for (let i = 1; i < parts.length; i++) {
+    const dir = join(root, ...parts.slice(0, i));
+    let st;
+    try {
+      st = await fs.lstat(dir);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return; // nothing below exists yet: apply creates real directories
+      throw fromSystemError(e, `checking ${dir}`);
+    }
+    if (st.isSymbolicLink()) throw new MemdumpError('E_DEST_SYMLINK', `${dir} is a symbolic link; memdump config does not read or write through links under --root`, { details: { path: dir } });
+  }
+}
+
 export async function snapshot(root: string, path: string): Promise<Before> {
+  await assertInsideRoot(root, path);
   const full = under(root, path);
   const st = await lstatOrNull(full);
   if (!st) return { exists: false };

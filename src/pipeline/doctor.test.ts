@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ALL_CAPS, SWAPS_HEADER, devIdOfPath, doctorRoot, limitsText, mountLine, otherDevId, statusText } from '../../test/helpers/doctor-root.js';
-import { type DoctorOptions, type DoctorResult, formatDoctor, runDoctor } from './doctor.js';
+import { type DoctorOptions, type DoctorResult, formatDoctor, makeContext, readCapped, runDoctor } from './doctor.js';
 import { cpuCountOf } from './doctor-activity.js';
 import { managerSetting } from './doctor-cores.js';
 import { memTotalBytes } from './doctor-storage.js';
@@ -311,4 +312,20 @@ test('small parsers: MemTotal, processor count, [Manager] settings (last wins, o
       assert.equal(managerSetting(text, 'DefaultLimitCORE'), expect);
     }),
   );
+});
+
+test('reads are capped and refuse FIFOs and devices: a planted /proc/uptime FIFO or /dev/zero link cannot hang doctor', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'doctor-read-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  await assert.rejects(readCapped(fifo, 1 << 20), /not a regular file/);
+  await assert.rejects(readCapped('/dev/zero', 1 << 20), /not a regular file/);
+  const big = join(dir, 'big');
+  writeFileSync(big, Buffer.alloc(10_000, 0x41));
+  assert.equal((await readCapped(big, 5000)).length, 5000);
+  // through the context every check uses: a FIFO reads as absent
+  mkdirSync(join(dir, 'proc'));
+  execFileSync('mkfifo', [join(dir, 'proc/uptime')]);
+  assert.equal(await makeContext({ root: dir, outputDir: dir }).read('proc/uptime'), undefined);
 });

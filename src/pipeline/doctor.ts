@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeControl } from '../core/escape.js';
 import { hostChecks } from './doctor-host.js';
@@ -52,6 +53,29 @@ export const fail = (id: string, summary: string, reason: string, fix: string): 
 /** Files that could be large or hostile (a fixture, a mounted image) are read only up to this many bytes. */
 const READ_CAP = 1 << 20;
 
+/**
+ * Read at most `cap` bytes of a regular file (or a /proc-style file). A FIFO or device node planted in a fixture or
+ * a mounted image must not hang the report or fill memory: opened non-blocking, refused unless regular.
+ */
+export async function readCapped(path: string, cap: number): Promise<Buffer> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    if (!(await fh.stat()).isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EINVAL' });
+    // most files read here are a few bytes: grow in 4 KiB steps rather than allocate the cap for each
+    const parts: Buffer[] = [];
+    for (let got = 0; got < cap; ) {
+      const buf = Buffer.alloc(Math.min(4096, cap - got));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      parts.push(buf.subarray(0, bytesRead));
+      got += bytesRead;
+    }
+    return Buffer.concat(parts);
+  } finally {
+    await fh.close();
+  }
+}
+
 export function makeContext(o: DoctorOptions): DoctorContext {
   const root = o.root;
   return {
@@ -61,8 +85,7 @@ export function makeContext(o: DoctorOptions): DoctorContext {
     live: root === '/' || root === '',
     read: async (rel) => {
       try {
-        const b = await readFile(join(root, rel));
-        return b.subarray(0, READ_CAP).toString('utf8').trim();
+        return (await readCapped(join(root, rel), READ_CAP)).toString('utf8').trim();
       } catch {
         return undefined;
       }

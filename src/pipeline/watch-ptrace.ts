@@ -33,9 +33,16 @@ const PTRACE_EVENT_STOP = 0x80;
 export const CRASH_SIGNALS: ReadonlySet<number> = new Set([3, 4, 5, 6, 7, 8, 11, 24, 25, 31]);
 const STOP_TIMEOUT_MS = 3000;
 
-async function hasHandler(pid: number, sig: number, procRoot: string): Promise<boolean> {
+/**
+ * Whether the process catches or ignores `sig` (SigCgt | SigIgn): then it does not die of it. A tracer is told of
+ * ignored signals too, so SigCgt alone would take `kill -QUIT` of a process ignoring SIGQUIT for a crash. For a
+ * synchronous fault the kernel has already reset an ignored action to the default when the tracer sees it.
+ */
+async function survives(pid: number, sig: number, procRoot: string): Promise<boolean> {
   try {
-    return ((hexMask(parseStatus(await readText(`${procRoot}/${pid}/status`))['SigCgt']) >> BigInt(sig - 1)) & 1n) === 1n;
+    const st = parseStatus(await readText(`${procRoot}/${pid}/status`));
+    const mask = hexMask(st['SigCgt']) | hexMask(st['SigIgn']);
+    return ((mask >> BigInt(sig - 1)) & 1n) === 1n;
   } catch {
     return false;
   }
@@ -183,7 +190,7 @@ export async function watchPtrace(o: WatchOptions, pid: number): Promise<WatchRe
       let trigger: string | undefined;
       if (w.event === 0 && sig !== SIGSTOP && performance.now() >= pauseUntil) {
         if (watched.has(sig)) trigger = 'signal';
-        else if (o.crash && CRASH_SIGNALS.has(sig) && !(await hasHandler(pid, sig, o.procRoot))) trigger = 'crash';
+        else if (o.crash && CRASH_SIGNALS.has(sig) && !(await survives(pid, sig, o.procRoot))) trigger = 'crash';
       }
       if (!trigger) {
         t.passThrough(w.tid, sig, w.event);

@@ -40,6 +40,8 @@ export async function sampleProcess(pid: number, procRoot = '/proc'): Promise<Sa
   try {
     const at = performance.now();
     const st = parseStat(await readText(`${procRoot}/${pid}/stat`), pid);
+    // a zombie (or a dying task) still has a stat file: it has no memory to dump and must count as gone
+    if (st.state === 'Z' || st.state === 'X' || st.state === 'x') return undefined;
     const status = parseStatus(await readText(`${procRoot}/${pid}/status`));
     let fds: number | null = null;
     try {

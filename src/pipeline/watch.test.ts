@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Freeze } from '../sources/freeze.js';
 import type { JobResult } from './job.js';
+import { sampleProcess } from './watch-sample.js';
 import { type WatchEvent, type WatchOptions, findByName, groupMembers, watch } from './watch.js';
 
 function fakeProc(t: { after(fn: () => void): void }, procs: Array<{ pid: number; comm: string; pgrp: number; argv0?: string }>): string {
@@ -42,17 +43,23 @@ function options(root: string, over: Partial<WatchOptions>): WatchOptions {
   };
 }
 
-test('findByName matches comm (15 characters), or argv[0] base name; groupMembers by pgrp', async (t) => {
+test('findByName matches comm, or argv[0] base name; a name past comm\'s 15 characters only by argv[0]/exe; groupMembers by pgrp', async (t) => {
   const root = fakeProc(t, [
     { pid: 10, comm: 'nginx', pgrp: 10 },
-    { pid: 11, comm: 'averyveryverylo', pgrp: 10 },
+    { pid: 11, comm: 'averyveryverylo', pgrp: 10, argv0: '/usr/bin/averyveryverylongname' },
     { pid: 12, comm: 'python3', pgrp: 12, argv0: '/opt/app/worker.py' },
+    // same 15-character comm, another program: must not be taken for pid 11
+    { pid: 9, comm: 'averyveryverylo', pgrp: 9, argv0: 'averyveryverylongname-2' },
   ]);
   assert.deepEqual(await findByName('nginx', root), [10]);
   assert.deepEqual(await findByName('averyveryverylongname', root), [11]);
   assert.deepEqual(await findByName('worker.py', root), [12]);
   assert.deepEqual(await findByName('apache2', root), []);
   assert.deepEqual(await groupMembers(10, root), [10, 11]);
+  // a zombie still has a stat file: it samples as gone
+  writeFileSync(join(root, '12', 'stat'), '12 (python3) Z 1 12 12 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 1 0 0');
+  assert.equal(await sampleProcess(12, root), undefined);
+  assert.ok(await sampleProcess(10, root));
 });
 
 test('watch: usage errors and a missing process are coded', async (t) => {

@@ -86,7 +86,8 @@ export async function findByName(name: string, procRoot = '/proc'): Promise<numb
   for (const pid of await allPids(procRoot)) {
     const comm = await commOf(pid, procRoot);
     if (comm === undefined) continue;
-    let hit = comm === name.slice(0, 15);
+    // the kernel keeps 15 characters of comm: a longer name can only be confirmed by exe or argv[0]
+    let hit = name.length <= 15 && comm === name;
     if (!hit) hit = await readlink(`${procRoot}/${pid}/exe`).then((l) => path.basename(l.replace(/ \(deleted\)$/, '')) === name, () => false);
     if (!hit) hit = await readText(`${procRoot}/${pid}/cmdline`).then((c) => path.basename(c.split('\0')[0] ?? '') === name, () => false);
     if (hit) out.push(pid);

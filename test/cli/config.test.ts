@@ -25,8 +25,8 @@ test('config coredumps: dry run shows the diff and changes nothing; apply, apply
   const dry = await runCli(['config', 'coredumps', '--root', root, '--pattern', 'memdump']);
   assert.equal(dry.code, 0, dry.stderr);
   const text = dry.stdout.toString();
-  const pattern = `|${process.execPath} ${CLI} core-handler %P %e %t`;
-  for (const s of ['dry run', '+++ /etc/systemd/system.conf.d/50-memdump-coredump.conf', '+DefaultLimitCORE=infinity', `+kernel.core_pattern = ${pattern}`, `"core" → ${JSON.stringify(pattern)}`, '"0" → "2"', 'directory /var/crash: absent → created, mode 1777', 'run: systemctl daemon-reexec']) {
+  const pattern = `|${process.execPath} ${CLI} core-handler -- %P %e %t`;
+  for (const s of ['dry run', '+++ /etc/systemd/system.conf.d/50-memdump-coredump.conf', '+DefaultLimitCORE=infinity', `+kernel.core_pattern = ${pattern}`, `"core" → ${JSON.stringify(pattern)}`, '"0" → "2"', 'directory /var/crash: absent → created, mode 0700', 'run: systemctl daemon-reexec']) {
     assert.ok(text.includes(s), `missing ${s} in\n${text}`);
   }
   assert.deepEqual(await treeSnapshot(root), before, 'the dry run wrote nothing');

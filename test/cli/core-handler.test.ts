@@ -91,3 +91,17 @@ test('bad arguments are usage errors and write nothing', async (t) => {
   assert.match(r.stderr, /E_USAGE/);
   assert.deepEqual(readdirSync(dir), []);
 });
+
+test('a process name that looks like an option ("-h", "--dir=/x") is stored like any other: the pattern puts "--" before %P %e %t', { skip: !hasGcore && 'gcore not installed' }, async (t) => {
+  const dir = tempDir(t);
+  const { pid, core } = gcoreOfChild(dir, t);
+  const out = join(dir, 'crash');
+  execFileSync('mkdir', [out]);
+  for (const name of ['-h', '--dir=/tmp']) {
+    const r = await runCli(['core-handler', '--dir', out, '--', String(pid), name, '1700000000'], { stdin: core });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const stored = readdirSync(out).filter((f) => f.endsWith('.core'));
+  assert.equal(stored.length, 2, `both cores kept inside --dir: ${stored}`);
+  for (const f of stored) assert.ok(readFileSync(join(out, f)).equals(core));
+});

@@ -283,3 +283,22 @@ test('watch --exit-on-crash on a process someone else traces: E_PERMISSION, and 
   assert.equal((await taskStatus(target.pid, target.pid))?.tracerPid, target.info.tracerPid);
   assert.equal((await taskStatus(target.pid, target.tids[1]!))?.tracerPid, 0, 'the worker thread we could seize is released');
 });
+
+test('watch --exit-on-crash: a core-dumping signal the process ignores is not a crash (passed through, no dump)', opts, async (t) => {
+  const dir = tempDir(t);
+  // SIG_IGN survives exec: sleep ignores SIGQUIT, yet the kernel still shows the signal to a tracer
+  const target = spawn('bash', ['-c', 'trap "" QUIT; exec sleep 60'], { stdio: 'ignore' });
+  t.after(() => target.kill('SIGKILL'));
+  const pid = target.pid!;
+  for (let i = 0; i < 200 && !/^sleep/.test(readFileSync(`/proc/${pid}/comm`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+  const w = startWatch(['--pid', String(pid), '--exit-on-crash', '-o', dir], dir);
+  await w.waitStderr(/watching \d+/);
+  process.kill(pid, 'SIGQUIT');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(w.dumps().length, 0, w.stderr());
+  assert.match((await taskStatus(pid, pid))?.state ?? '', /^[SR]/, 'the process runs on after the ignored SIGQUIT');
+  w.child.kill('SIGINT');
+  await w.done;
+  await untraced(pid);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.core')), []);
+});
