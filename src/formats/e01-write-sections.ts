@@ -42,6 +42,8 @@ function packageVersion(): string {
 export class SectionWriter {
   /** Bytes of each finished segment file. */
   readonly segments: bigint[] = [];
+  /** Chunks whose data and table have reached the sink: what a reader of a .partial set can find. */
+  chunksWritten = 0;
   /** Read-error runs in sectors, ascending and merged (the error2 section). */
   readonly errorRuns: SectorRun[] = [];
   private segNo = 1;
@@ -183,12 +185,14 @@ export class SectionWriter {
       fill += c.bytes.length;
     }
     if (fill > 0) await this.emit(this.stage.subarray(0, fill));
+    const placed = this.group.length;
     for (const c of this.group) this.release(c);
     this.group = [];
     this.groupBytes = 0;
     const table = encodeTableBody(base, entries);
     await this.emit(encodeSection('table', this.segPos, table));
     await this.emit(encodeSection('table2', this.segPos, table));
+    this.chunksWritten += placed;
   }
 
   private async nextSegment(): Promise<void> {

@@ -378,3 +378,22 @@ test('misuse is E_INTERNAL: data outside a range, ranges out of order, end befor
   await assert.rejects(wr.end(), code);
   await wr.abort();
 });
+
+test('mediaWritten after a failure counts only chunks whose data and table reached the sink, not those still queued', async () => {
+  const data = mixedContent(21, 40 * 32768);
+  const sink = new MemorySink();
+  const wr = createE01Writer(sink, { runs: [{ start: 0n, end: BigInt(data.length) }], notes: [] }, { guid: GUID, groupChunks: 8, inFlight: 8 });
+  await wr.begin();
+  await wr.beginRange({ start: 0n, end: BigInt(data.length) });
+  assert.equal(wr.mediaWritten(), 0n);
+  // 30 of 40 chunks handed over: some groups are written, the rest sit in the pool and the open group
+  await wr.data(data.subarray(0, 30 * 32768));
+  const written = wr.mediaWritten();
+  await wr.abort();
+  assert.equal(written % 32768n, 0n);
+  assert.ok(written <= 30n * 32768n, `${written} ≤ what was handed over`);
+  assert.ok(written >= 8n * 32768n, `${written}: at least one full group of 8 reached the sink`);
+  // the sink holds exactly those chunks' table entries: every written group ends in a table2 section
+  const tables2 = sink.bytes.toString('latin1').split('table2').length - 1;
+  assert.equal(BigInt(tables2) * 8n * 32768n, written);
+});

@@ -184,6 +184,11 @@ class E01Writer implements ContainerWriter {
   }
 
   /** Stop the worker threads after a failed copy (end() does it after a complete one). */
+  mediaWritten(): bigint {
+    const bytes = BigInt(this.sections.chunksWritten) * BigInt(CHUNK_SIZE);
+    return bytes < this.storedBytes ? bytes : this.storedBytes;
+  }
+
   async abort(): Promise<void> {
     await Promise.allSettled([this.pool?.close(), this.hasher?.close()]);
   }
@@ -264,6 +269,7 @@ export interface E01ContainerWriter extends ContainerWriter {
   summary(): E01Summary;
   /** Stop the worker threads after a failed copy (end() does it after a complete one). */
   abort(): Promise<void>;
+  mediaWritten(): bigint;
 }
 
 /** E01 writer for `plan` into `out`; segment files when plan.media.segmentBytes > 0 and the sink has newSegment(). */

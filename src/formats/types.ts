@@ -80,6 +80,11 @@ export interface ContainerWriter {
   badBytes?(addr: bigint, length: number): void;
   /** The copy failed: release what the writer holds (worker threads) without writing anything more. Idempotent. */
   abort?(): Promise<void>;
+  /**
+   * Media bytes (from the start of the plan's layout) already in the container as the sink has it: after a
+   * failure, what the partial output really holds. Only writers that buffer or reorder (E01) need it.
+   */
+  mediaWritten?(): bigint;
   /** Facts for the report once end() has resolved (E01: segments, media digests). */
   summary?(): Record<string, unknown>;
 }

@@ -34,6 +34,8 @@ export interface CopyResult {
   receipt: Receipt;
   /** The container writer's own facts (E01: segments, media digests); only after a complete copy. */
   writerSummary?: Record<string, unknown>;
+  /** After a failure, for writers that buffer (E01): media bytes the partial container really holds. */
+  mediaWritten?: bigint;
 }
 
 /**
@@ -75,7 +77,7 @@ export async function copyMemory(o: CopyOptions): Promise<CopyResult> {
         o.onProgress?.(done, total);
         if (o.rateLimit && o.rateLimit > 0) {
           const due = (Number(done) / o.rateLimit) * 1000 - (performance.now() - started);
-          if (due > 1) await new Promise((res) => setTimeout(res, due));
+          if (due > 1) await sleepUnlessAborted(due, o.policy?.signal);
         }
       }
       await writer.endRange();
@@ -92,6 +94,7 @@ export async function copyMemory(o: CopyOptions): Promise<CopyResult> {
       const missing = a.requested - a.read - a.zeroFilled - a.skipped;
       if (missing > 0n) a.skipped += missing;
     }
+    const mediaWritten = writer.mediaWritten?.();
     await writer.abort?.().catch(() => undefined);
     let hash: HashResult | undefined;
     try {
@@ -107,6 +110,21 @@ export async function copyMemory(o: CopyOptions): Promise<CopyResult> {
       errorRuns: errors.runs,
       hash,
       receipt,
+      ...(mediaWritten !== undefined ? { mediaWritten } : {}),
     };
   }
+}
+
+/** The rate limit's pause, cut short by SIGINT/SIGTERM: at 10K/s one chunk's pause would otherwise be minutes. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((res) => {
+    if (signal?.aborted) return res();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      res();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

@@ -137,7 +137,8 @@ export async function runImageJob(o: ImageJobOptions): Promise<ImageJobResult> {
   const imageReport = async (copy: CopyResult): Promise<ImageReport> => {
     copyMs = performance.now() - started;
     const inBytes = copy.accounts.reduce((t, a) => t + a.read + a.zeroFilled, 0n);
-    outBytes = o.format.name === 'e01' ? (copy.status === 'COMPLETE' ? inBytes : (copy.failure?.lastAddress ?? 0n)) : copy.receipt.bytes;
+    // an interrupted E01 drops the chunks still queued for compression: count what its tables really hold
+    outBytes = o.format.name === 'e01' ? (copy.status === 'COMPLETE' ? inBytes : (copy.mediaWritten ?? 0n)) : copy.receipt.bytes;
     if (o.verify && copy.status === 'COMPLETE') {
       const { errorCode, ...v } = await verifySource(o, copy);
       verify = v;

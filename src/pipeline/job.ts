@@ -9,7 +9,7 @@ import { CHUNK_SIZE } from '../formats/e01-layout.js';
 import { flatOffsets } from '../formats/flat.js';
 import { SIDECAR_SUFFIX, sidecarFor } from '../formats/sidecar.js';
 import type { ByteSink, ContainerWriter, FormatSpec, ImageNote, MediaDescription, WritePlan } from '../formats/types.js';
-import { writeFileExclusive } from '../sinks/exclusive.js';
+import { assertAbsent, writeFileExclusive } from '../sinks/exclusive.js';
 import { FileSink } from '../sinks/file.js';
 import { SegmentedFileSink } from '../sinks/segmented.js';
 import { StdoutSink } from '../sinks/stdout.js';
@@ -18,7 +18,7 @@ import type { PhysicalSource, SourceAttempt } from '../sources/types.js';
 import { collectContext } from './context.js';
 import { type CopyResult, copyMemory } from './copy.js';
 import type { PolicyOptions } from './read-policy.js';
-import { type CaseFields, type ContextEntry, type OutputEntry, buildReport, e01Section, serializeReport, writeReportFiles } from './report.js';
+import { type CaseFields, type ContextEntry, LOG_SUFFIX, type OutputEntry, REPORT_SUFFIX, buildReport, e01Section, serializeReport, writeReportFiles } from './report.js';
 import { checkSpace } from './space.js';
 
 export interface JobOptions {
@@ -150,7 +150,13 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
   const toStdout = out === '-';
   const media = o.media ?? defaultMedia(o, start);
   const warnings = [...o.warnings];
-  if (!toStdout) await checkSpace(dirname(out), estimateSize(o.format, o.source.ranges, media) + (1n << 20n), o.maxDiskUsage);
+  if (!toStdout) {
+    // the side files are created only after the copy: a name already taken (a stale report beside new evidence,
+    // a planted link) must stop the job before the first byte, not leave the evidence without its report
+    const sides = [REPORT_SUFFIX, LOG_SUFFIX, ...((o.sidecarMap ?? o.format.needsSidecarMap) ? [SIDECAR_SUFFIX] : []), ...(o.context ? ['.context'] : [])];
+    for (const suffix of sides) await assertAbsent(out + suffix);
+    await checkSpace(dirname(out), estimateSize(o.format, o.source.ranges, media) + (1n << 20n), o.maxDiskUsage);
+  }
   const sink = await openSink(o, out, media, warnings);
 
   const content = o.contentHash ? new ContentHasher(o.source.ranges) : undefined;

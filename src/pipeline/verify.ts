@@ -50,7 +50,12 @@ export async function hashFile(paths: string | readonly string[], digests: reado
  */
 async function pieces(file: string, r: Report | undefined, e01Segments: readonly string[] | undefined): Promise<string[]> {
   const listed = r?.outputs.filter((o) => o.role === 'evidence' || o.role === 'segment') ?? [];
-  if (listed.length > 1) return listed.map((o) => join(dirname(file), basename(o.path)));
+  // a split set of one piece (OUT.001) is still named by its pieces, not by FILE
+  // (only a piece named after FILE: a report checked against a renamed copy must hash the copy, not the original)
+  const onePiece = listed.length === 1 && listed[0]!.complete && /^\.\d{3,}$/.test(basename(listed[0]!.path).slice(basename(file).length)) && basename(listed[0]!.path).startsWith(basename(file));
+  if (listed.length > 1 || onePiece) {
+    return listed.map((o) => join(dirname(file), basename(o.path)));
+  }
   return e01Segments && e01Segments.length > 1 ? [...e01Segments] : [file];
 }
 

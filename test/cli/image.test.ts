@@ -154,3 +154,44 @@ test('--format e01: ewfverify accepts it, ewfexport gives the source back, verif
   const back = readFileSync(join(dir, 'back.raw'));
   assert.ok(back.subarray(0, data.length).equals(data));
 });
+
+test('a report or log name already taken beside the output stops the job before the first byte (a stale report must not sit beside new evidence)', async (t) => {
+  const dir = tempDir(t);
+  const { path } = seeded(dir, 'src.bin', 64 * 1024);
+  for (const side of ['.report.json', '.log']) {
+    const out = join(dir, `x${side.length}.raw`);
+    writeFileSync(out + side, 'old');
+    const r = await runCli(['image', path, '-o', out, '-q']);
+    assert.equal(r.code, 6, r.stderr);
+    assert.match(r.stderr, /E_DEST_EXISTS/);
+    assert.ok(!existsSync(out) && !existsSync(out + '.partial'), 'no evidence written');
+    assert.equal(readFileSync(out + side, 'utf8'), 'old');
+  }
+});
+
+test('--split into a single piece (OUT.001 only) still verifies by its report', async (t) => {
+  const dir = tempDir(t);
+  const { path } = seeded(dir, 'one.bin', 100_000);
+  const out = join(dir, 'one.raw');
+  const r = await runCli(['image', path, '-o', out, '--split', '1M', '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('one.raw.0')), ['one.raw.001']);
+  const v = await runCli(['verify', out]);
+  assert.equal(v.code, 0, v.stdout.toString() + v.stderr);
+  assert.match(v.stdout.toString(), /^MATCH/);
+});
+
+test('SIGINT during a rate-limited image ends it at once (the pause listens to the signal): exit 130, .partial and an INCOMPLETE report', async (t) => {
+  const dir = tempDir(t);
+  const { path } = seeded(dir, 'slow.bin', 4 << 20);
+  const out = join(dir, 'slow.raw');
+  // 4 MiB at 10K/s would take ~7 minutes; the test's own timeout catches a pause that ignores SIGINT
+  let pid = 0;
+  const run = runCli(['image', path, '-o', out, '--rate-limit', '10K', '--chunk-size', '1M', '-q'], { onSpawn: (p) => (pid = p) });
+  await new Promise((r) => setTimeout(r, 1500));
+  process.kill(pid, 'SIGINT');
+  const r = await run;
+  assert.equal(r.code, 130, r.stderr);
+  assert.ok(existsSync(out + '.partial'));
+  assert.equal(parseReport(readFileSync(out + '.report.json', 'utf8'), 'r').status, 'INCOMPLETE');
+});
