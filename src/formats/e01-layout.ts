@@ -239,15 +239,47 @@ export function encodeHeaderBody(text: string): Buffer {
   return deflateSync(Buffer.from(text, 'latin1'));
 }
 
-/** Segment file extension for segment n: E01…E99, then EAA…EAZ, EBA…ZZZ (libewf's naming). */
+/**
+ * libewf's extension for segment n of a set whose first file is `<letter>01` (E01, e01, S01, …): the letter and
+ * 01…99, then the letter and AA…ZZ, then the next letters up to Z (segment 100 is EAA; the last is ZZZ). The
+ * letter's case is kept. undefined for n < 1 or past Z. The writer, the segment-set sink and the reader all name
+ * segments through this one function.
+ */
+export function segmentExtensionOf(letter: string, n: number): string | undefined {
+  if (!Number.isInteger(n) || n < 1) return undefined;
+  if (n <= 99) return letter + String(n).padStart(2, '0');
+  const { a, last } = alphabet(letter);
+  const k = n - 100;
+  const firstCode = letter.charCodeAt(0) + Math.floor(k / 676);
+  if (firstCode > last) return undefined;
+  return String.fromCharCode(firstCode, a + (Math.floor(k / 26) % 26), a + (k % 26));
+}
+
+/** The inverse of segmentExtensionOf: which segment `ext` names, or undefined if the scheme never produces it. */
+export function segmentNumberOf(letter: string, ext: string): number | undefined {
+  if (ext.length !== 3) return undefined;
+  if (ext[0] === letter && /^[0-9]{2}$/.test(ext.slice(1))) {
+    const n = Number(ext.slice(1));
+    return n >= 1 ? n : undefined;
+  }
+  const { a, last } = alphabet(letter);
+  const [c0, c1, c2] = [0, 1, 2].map((i) => ext.charCodeAt(i)) as [number, number, number];
+  const first = c0 - letter.charCodeAt(0);
+  if (first < 0 || c0 > last || c1 < a || c1 > a + 25 || c2 < a || c2 > a + 25) return undefined;
+  return 100 + first * 676 + (c1 - a) * 26 + (c2 - a);
+}
+
+function alphabet(letter: string): { a: number; last: number } {
+  const upper = letter === letter.toUpperCase();
+  return upper ? { a: 65, last: 90 } : { a: 97, last: 122 };
+}
+
+/** Segment file extension for segment n of an uppercase .E01 set: E01…E99, then EAA…EAZ, EBA…ZZZ. */
 export function segmentExtension(n: number): string {
   if (!Number.isInteger(n) || n < 1) throw new MemdumpError('E_INTERNAL', `E01 segment number ${n}`);
-  if (n <= 99) return `E${String(n).padStart(2, '0')}`;
-  const k = n - 100;
-  const first = 4 + Math.floor(k / 676); // 'E' + …
-  if (first > 25) throw new MemdumpError('E_TOO_LARGE', `E01 segment ${n} is past .ZZZ: choose a larger segment size`);
-  const letter = (i: number) => String.fromCharCode(65 + i);
-  return letter(first) + letter(Math.floor((k % 676) / 26)) + letter(k % 26);
+  const ext = segmentExtensionOf('E', n);
+  if (ext === undefined) throw new MemdumpError('E_TOO_LARGE', `E01 segment ${n} is past .ZZZ: choose a larger segment size`);
+  return ext;
 }
 
 /** Highest segment number with a name (…ZZZ). */

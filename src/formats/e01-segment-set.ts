@@ -4,6 +4,7 @@
  */
 import { MemdumpError } from '../core/errors.js';
 import { RandomAccessFile } from '../core/file.js';
+import { segmentExtensionOf } from './e01-layout.js';
 
 /**
  * Path of segment `n` of the set whose first file is `first`, named as libewf names them: .E01 … .E99, then .EAA …
@@ -12,19 +13,8 @@ import { RandomAccessFile } from '../core/file.js';
  */
 export function segmentPath(first: string, n: number): string | undefined {
   const m = /^(.*\.)([A-Za-z])01$/s.exec(first);
-  if (!m || !Number.isInteger(n) || n < 1) return undefined;
-  const letter = m[2]!;
-  if (n <= 99) return m[1]! + letter + String(n).padStart(2, '0');
-  const upper = letter === letter.toUpperCase();
-  const a = upper ? 65 : 97;
-  let k = n - 100;
-  const third = String.fromCharCode(a + (k % 26));
-  k = Math.floor(k / 26);
-  const second = String.fromCharCode(a + (k % 26));
-  k = Math.floor(k / 26);
-  const firstCode = letter.charCodeAt(0) + k;
-  if (firstCode > (upper ? 90 : 122)) return undefined;
-  return m[1]! + String.fromCharCode(firstCode) + second + third;
+  const ext = m ? segmentExtensionOf(m[2]!, n) : undefined;
+  return ext === undefined ? undefined : m![1]! + ext;
 }
 
 /** Open segment `n` (> 1) of the set whose first segment is `first`; E_NOT_FOUND says which segment is missing. */

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { MemdumpError, errnoOf } from '../core/errors.js';
+import { MAX_SEGMENTS, segmentExtensionOf, segmentNumberOf } from '../formats/e01-layout.js';
 import { assertAbsent } from './exclusive.js';
 import { PARTIAL, PartialFile, syncDir } from './file.js';
 import type { OutputSink, Receipt } from './types.js';
@@ -17,38 +18,21 @@ export interface SegmentNaming {
 }
 
 /** E01 names stop at ZZZ: libewf refuses a first character past 'Z' (22 letters E…Z × 676 after the 99 digit names). */
-export const E01_MAX_SEGMENTS = 99 + 22 * 26 * 26;
+export const E01_MAX_SEGMENTS = MAX_SEGMENTS;
 
 /**
- * libewf's EWF-E01 scheme: E01 … E99, then EAA … EZZ, FAA … ZZZ (segment 100 is EAA). A lowercase first segment
- * (x.e01) continues in lowercase, as libewf's glob expects when it is given x.e01.
+ * libewf's EWF-E01 scheme (segmentExtensionOf): E01 … E99, then EAA … EZZ, FAA … ZZZ (segment 100 is EAA). A
+ * lowercase first segment (x.e01) continues in lowercase, as libewf's glob expects when it is given x.e01.
  */
 export function e01Naming(firstPath: string): SegmentNaming {
   const m = /\.([eE])01$/.exec(firstPath);
   if (!m) throw new MemdumpError('E_USAGE', `an E01 segment set must start with a .E01 file (got ${firstPath})`);
-  const lower = m[1] === 'e';
-  const first = (lower ? 'e' : 'E').charCodeAt(0);
-  const letter = (lower ? 'a' : 'A').charCodeAt(0);
+  const letter = m[1]!;
   return {
     mode: 'e01',
     base: firstPath.slice(0, -4),
-    ext(n) {
-      if (!Number.isInteger(n) || n < 1 || n > E01_MAX_SEGMENTS) return undefined;
-      if (n <= 99) return String.fromCharCode(first) + String(n).padStart(2, '0');
-      const k = n - 100;
-      return String.fromCharCode(first + Math.floor(k / 676), letter + (Math.floor(k / 26) % 26), letter + (k % 26));
-    },
-    pieceOf(ext) {
-      if (ext.length !== 3) return undefined;
-      const c = [0, 1, 2].map((i) => ext.charCodeAt(i));
-      if (c[0] === first && /^[0-9]{2}$/.test(ext.slice(1))) {
-        const n = Number(ext.slice(1));
-        return n >= 1 ? n : undefined;
-      }
-      const [a, b, d] = [c[0]! - first, c[1]! - letter, c[2]! - letter];
-      if (a < 0 || a > 21 || b < 0 || b > 25 || d < 0 || d > 25) return undefined;
-      return 100 + a * 676 + b * 26 + d;
-    },
+    ext: (n) => segmentExtensionOf(letter, n),
+    pieceOf: (ext) => segmentNumberOf(letter, ext),
   };
 }
 
