@@ -8,7 +8,7 @@ import type { E01Report, ImageReport, ProcessReport, RegionReport, Report } from
 import { CHUNK_SIZE } from '../formats/e01-layout.js';
 import { flatOffsets } from '../formats/flat.js';
 import { SIDECAR_SUFFIX, sidecarFor } from '../formats/sidecar.js';
-import type { ByteSink, ContainerWriter, FormatSpec, ImageNote, MediaDescription, WritePlan } from '../formats/types.js';
+import type { FormatSpec, ImageNote, MediaDescription } from '../formats/types.js';
 import { assertAbsent, writeFileExclusive } from '../sinks/exclusive.js';
 import { FileSink } from '../sinks/file.js';
 import { SegmentedFileSink } from '../sinks/segmented.js';
@@ -160,15 +160,9 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
   const sink = await openSink(o, out, media, warnings);
 
   const content = o.contentHash ? new ContentHasher(o.source.ranges) : undefined;
-  // A writer with threads of its own (E01: compression pool, media hasher) must stop them after a failed copy or the
-  // process never exits; copyMemory does not know about writer.abort(), so the job keeps hold of the writer.
-  let writer: (ContainerWriter & { abort?: () => Promise<void> }) | undefined;
-  const format: FormatSpec = Object.assign(Object.create(o.format) as FormatSpec, {
-    createWriter: (out: ByteSink, plan: WritePlan) => (writer = o.format.createWriter(out, plan)),
-  });
   const copy = await copyMemory({
     source: o.source,
-    format,
+    format: o.format,
     sink,
     notes: o.notes,
     media,
@@ -180,7 +174,6 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     ...(content ? { onData: (addr: bigint, chunk: Buffer) => content.update(addr, chunk) } : {}),
   });
   o.afterCopy?.();
-  if (copy.status !== 'COMPLETE') await writer?.abort?.().catch(() => undefined);
 
   // a segment set is one output entry per piece; the report's hashes are over all pieces concatenated in order
   const r = copy.receipt;
