@@ -53,6 +53,7 @@ import {
   decodeDataChunk,
   inspectChunk,
 } from './snappy-frame.js';
+import { RunIndex } from './run-index.js';
 import type { ByteSink, ContainerWriter, FormatSpec, MemoryImage, WritePlan } from './types.js';
 
 export const AVML_MAGIC = 0x4c4d5641;
@@ -526,6 +527,7 @@ class AvmlImage implements MemoryImage {
   readonly notes = [];
   readonly runs: readonly Range[];
   private readonly chunks = new Map<number, Buffer>();
+  private readonly recordIndex = new RunIndex('AVML');
 
   constructor(
     private readonly file: RandomAccessFile,
@@ -542,19 +544,8 @@ class AvmlImage implements MemoryImage {
       else runs.push(range);
     }
     this.runs = runs;
-  }
-
-  private findRecord(addr: bigint): number {
-    let lo = 0;
-    let hi = this.records.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const r = this.records[mid]!.range;
-      if (addr < r.start) hi = mid - 1;
-      else if (addr >= r.end) lo = mid + 1;
-      else return mid;
-    }
-    return -1;
+    // entry i is record i (records are never empty: a header's end is inclusive), at offset 0 of its own stream
+    for (const { range } of records) this.recordIndex.add(range, 0n, 0n);
   }
 
   private async tableOf(i: number): Promise<ChunkTable> {
@@ -582,32 +573,27 @@ class AvmlImage implements MemoryImage {
     return data;
   }
 
-  async read(addr: bigint, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad read length ${length}`);
-    const out = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const a = addr + BigInt(done);
-      const ri = this.findRecord(a);
-      if (ri < 0) throw new MemdumpError('E_CORRUPT', `AVML: address ${hex(a)} is not in any run`, { details: { address: hex(a) } });
+  read(addr: bigint, length: number): Promise<Buffer> {
+    return this.recordIndex.gather(addr, length, async (ri, offset, out, at, n) => {
       const rec = this.records[ri]!;
       const t = await this.tableOf(ri);
-      const off = Number(a - rec.range.start);
-      // Last chunk whose dataOffset <= off.
-      let lo = 0;
-      let hi = t.count - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (t.dataOffset[mid]! <= off) lo = mid;
-        else hi = mid - 1;
+      for (let off = Number(offset), filled = 0; filled < n; ) {
+        // Last chunk whose dataOffset <= off.
+        let lo = 0;
+        let hi = t.count - 1;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >> 1;
+          if (t.dataOffset[mid]! <= off) lo = mid;
+          else hi = mid - 1;
+        }
+        const data = await this.chunk(t, lo, `AVML record ${describe(rec.range)}`);
+        const inChunk = off - t.dataOffset[lo]!;
+        const k = Math.min(data.length - inChunk, n - filled);
+        data.copy(out, at + filled, inChunk, inChunk + k);
+        filled += k;
+        off += k;
       }
-      const data = await this.chunk(t, lo, `AVML record ${describe(rec.range)}`);
-      const inChunk = off - t.dataOffset[lo]!;
-      const n = Math.min(data.length - inChunk, length - done);
-      data.copy(out, done, inChunk, inChunk + n);
-      done += n;
-    }
-    return out;
+    });
   }
 
   close(): Promise<void> {

@@ -12,6 +12,7 @@ import type { Range } from '../core/ranges.js';
 import type { SegmentFiles } from './e01-segment-set.js';
 import type { SetIndex } from './e01-set-index.js';
 import { Lru, type Span, type StoredRef, TableIndex } from './e01-table-index.js';
+import { RunIndex } from './run-index.js';
 import type { ImageNote, MemoryImage } from './types.js';
 
 const CHUNK_CACHE_BYTES = 8 << 20;
@@ -21,6 +22,8 @@ export class E01Image implements MemoryImage {
   readonly chunkCount: number;
   private readonly chunkCache: Lru<Buffer>;
   private readonly index: TableIndex;
+  /** Physical run → media offset (padded layout from the map, or one run from 0). */
+  private readonly runIndex = new RunIndex('E01');
 
   constructor(
     private readonly files: SegmentFiles,
@@ -28,7 +31,7 @@ export class E01Image implements MemoryImage {
     entries: Lru<Uint32Array>,
     readonly runs: readonly Range[],
     /** Media offset where each run's bytes start. */
-    private readonly runOffsets: readonly bigint[],
+    runOffsets: readonly bigint[],
     readonly notes: readonly ImageNote[],
     readonly details: Record<string, unknown>,
     readonly mediaBytes: bigint,
@@ -37,35 +40,11 @@ export class E01Image implements MemoryImage {
     this.chunkCount = ix.volume.chunkCount;
     this.index = new TableIndex(files, ix, entries);
     this.chunkCache = new Lru(Math.max(CHUNK_CACHE_BYTES, 2 * chunkSize));
+    runs.forEach((r, i) => this.runIndex.add(r, runOffsets[i]!, 0n));
   }
 
-  private findRun(addr: bigint): number {
-    let lo = 0;
-    let hi = this.runs.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const r = this.runs[mid]!;
-      if (addr < r.start) hi = mid - 1;
-      else if (addr >= r.end) lo = mid + 1;
-      else return mid;
-    }
-    return -1;
-  }
-
-  async read(addr: bigint, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad read length ${length}`);
-    const out = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const a = addr + BigInt(done);
-      const ri = this.findRun(a);
-      if (ri < 0) throw new MemdumpError('E_CORRUPT', `E01: address ${hex(a)} is not in any run`, { details: { address: hex(a) } });
-      const r = this.runs[ri]!;
-      const n = Number(BigInt(length - done) < r.end - a ? BigInt(length - done) : r.end - a);
-      await this.readMedia(this.runOffsets[ri]! + (a - r.start), out, done, n);
-      done += n;
-    }
-    return out;
+  read(addr: bigint, length: number): Promise<Buffer> {
+    return this.runIndex.gather(addr, length, (_run, off, out, at, n) => this.readMedia(off, out, at, n));
   }
 
   /** Copy media bytes [off, off + n) into out at `at`. */

@@ -9,7 +9,8 @@ interface Entry {
 }
 
 /**
- * Maps physical runs to file offsets for containers that store bytes uncompressed (LiME, ELF, padded, raw).
+ * Maps physical runs to where each run's bytes start: file offsets for containers that store bytes plainly (LiME,
+ * ELF, padded, raw), media offsets (E01) or record positions (AVML) for compressed ones.
  * Enforces what Volatility requires of such files: ascending, non-overlapping runs.
  */
 export class RunIndex {
@@ -32,7 +33,8 @@ export class RunIndex {
     if (range.end > range.start) this.entries.push({ range, fileOffset });
   }
 
-  private find(addr: bigint): Entry | undefined {
+  /** Position of the entry whose run holds addr, or -1. */
+  private indexOf(addr: bigint): number {
     let lo = 0;
     let hi = this.entries.length - 1;
     while (lo <= hi) {
@@ -40,9 +42,13 @@ export class RunIndex {
       const e = this.entries[mid]!;
       if (addr < e.range.start) hi = mid - 1;
       else if (addr >= e.range.end) lo = mid + 1;
-      else return e;
+      else return mid;
     }
-    return undefined;
+    return -1;
+  }
+
+  private find(addr: bigint): Entry | undefined {
+    return this.entries[this.indexOf(addr)];
   }
 
   fileOffsetOf(addr: bigint): bigint | undefined {
@@ -59,20 +65,32 @@ export class RunIndex {
     return undefined;
   }
 
-  /** Read bytes at a physical address; a read may span adjacent runs but never a hole. */
-  async read(file: RandomAccessFile, addr: bigint, length: number): Promise<Buffer> {
+  /**
+   * Fill `length` bytes from physical `addr`, run by run: `part(entry, offset, out, at, n)` copies the n bytes stored
+   * at `offset` (the entry's offset plus the distance into its run) into out[at, at + n). A read may span adjacent
+   * runs but never a hole (E_CORRUPT). Compressed containers (AVML, E01) supply their own `part`.
+   */
+  async gather(addr: bigint, length: number, part: (entry: number, offset: bigint, out: Buffer, at: number, n: number) => Promise<void>): Promise<Buffer> {
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad read length ${length}`);
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const a = addr + BigInt(done);
-      const e = this.find(a);
-      if (!e) throw new MemdumpError('E_CORRUPT', `${this.what}: address ${hex(a)} is not in any run`, { details: { address: hex(a) } });
+      const i = this.indexOf(a);
+      if (i < 0) throw new MemdumpError('E_CORRUPT', `${this.what}: address ${hex(a)} is not in any run`, { details: { address: hex(a) } });
+      const e = this.entries[i]!;
       const avail = e.range.end - a;
       const n = Number(avail < BigInt(length - done) ? avail : BigInt(length - done));
-      const got = await file.readExact(e.fileOffset + (a - e.range.start), n, `${this.what} data`);
-      got.copy(out, done);
+      await part(i, e.fileOffset + (a - e.range.start), out, done, n);
       done += n;
     }
     return out;
+  }
+
+  /** Read bytes at a physical address from a container that stores them plainly. */
+  read(file: RandomAccessFile, addr: bigint, length: number): Promise<Buffer> {
+    return this.gather(addr, length, async (_entry, offset, out, at, n) => {
+      (await file.readExact(offset, n, `${this.what} data`)).copy(out, at);
+    });
   }
 }
