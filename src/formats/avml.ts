@@ -53,6 +53,7 @@ import {
   decodeDataChunk,
   inspectChunk,
 } from './snappy-frame.js';
+import { Lru } from '../core/lru.js';
 import { RunIndex } from './run-index.js';
 import type { ByteSink, ContainerWriter, FormatSpec, MemoryImage, WritePlan } from './types.js';
 
@@ -455,7 +456,7 @@ async function scanTrailers(file: RandomAccessFile): Promise<RecordEntry[] | und
 }
 
 /** Slow path: walk every chunk header from the start; the first problem is thrown with its offset. */
-async function scanForward(file: RandomAccessFile, maxChunks: number, tables: TableCache): Promise<{ records: RecordEntry[]; compressed: number; uncompressed: number }> {
+async function scanForward(file: RandomAccessFile, maxChunks: number, tables: Lru<ChunkTable>): Promise<{ records: RecordEntry[]; compressed: number; uncompressed: number }> {
   const win = new Window(file);
   const records: RecordEntry[] = [];
   let compressed = 0;
@@ -471,7 +472,7 @@ async function scanForward(file: RandomAccessFile, maxChunks: number, tables: Ta
       throw corrupt(`AVML record ${hex(range.start)} overlaps or precedes the previous one (ends ${hex(prev.range.end)})`, pos);
     }
     const w = await walkRecord(file, win, pos, range, maxChunks);
-    tables.offer(records.length, w.table);
+    tables.offer(records.length, w.table, w.table.count);
     records.push({ range, headerOffset: pos, streamLength: w.streamLength });
     compressed += w.compressed;
     uncompressed += w.uncompressed;
@@ -480,59 +481,17 @@ async function scanForward(file: RandomAccessFile, maxChunks: number, tables: Ta
   return { records, compressed, uncompressed };
 }
 
-/** Chunk tables by record index, least recently used first; holds at most `budget` chunk entries in total. */
-class TableCache {
-  private readonly map = new Map<number, ChunkTable>();
-  private entries = 0;
-  constructor(private readonly budget: number) {}
-  get(i: number): ChunkTable | undefined {
-    const t = this.map.get(i);
-    if (t) {
-      this.map.delete(i);
-      this.map.set(i, t);
-    }
-    return t;
-  }
-  /** Keep while it fits; during the open scan (nothing to evict yet) later records simply are not kept. */
-  offer(i: number, t: ChunkTable): void {
-    if (this.entries + t.count <= this.budget) {
-      this.map.set(i, t);
-      this.entries += t.count;
-    }
-  }
-  /** Keep, evicting the least recently used tables (the newest is always kept, whatever its size). */
-  put(i: number, t: ChunkTable): void {
-    const had = this.map.get(i);
-    if (had) {
-      // Two reads walked the same record at once: keep one copy.
-      this.map.delete(i);
-      this.entries -= had.count;
-    }
-    while (this.map.size > 0 && this.entries + t.count > this.budget) {
-      const [k, old] = this.map.entries().next().value!;
-      this.map.delete(k);
-      this.entries -= old.count;
-    }
-    this.map.set(i, t);
-    this.entries += t.count;
-  }
-  clear(): void {
-    this.map.clear();
-    this.entries = 0;
-  }
-}
-
 class AvmlImage implements MemoryImage {
   readonly format = 'avml' as const;
   readonly notes = [];
   readonly runs: readonly Range[];
-  private readonly chunks = new Map<number, Buffer>();
+  private readonly chunks = new Lru<Buffer>(CHUNK_CACHE_ENTRIES);
   private readonly recordIndex = new RunIndex('AVML');
 
   constructor(
     private readonly file: RandomAccessFile,
     private readonly records: readonly RecordEntry[],
-    private readonly tables: TableCache,
+    private readonly tables: Lru<ChunkTable>,
     readonly details: Record<string, unknown>,
     private readonly maxChunks: number,
   ) {
@@ -553,23 +512,18 @@ class AvmlImage implements MemoryImage {
     if (hit) return hit;
     const rec = this.records[i]!;
     const w = await walkRecord(this.file, new Window(this.file), rec.headerOffset, rec.range, this.maxChunks, rec.streamLength);
-    this.tables.put(i, w.table);
+    this.tables.put(i, w.table, w.table.count);
     return w.table;
   }
 
   private async chunk(t: ChunkTable, ci: number, what: string): Promise<Buffer> {
     const fo = t.fileOffset[ci]!;
     const hit = this.chunks.get(fo);
-    if (hit) {
-      this.chunks.delete(fo);
-      this.chunks.set(fo, hit);
-      return hit;
-    }
+    if (hit) return hit;
     const at = BigInt(fo);
     const body = await this.file.readExact(at + BigInt(CHUNK_HEADER_SIZE), t.bodyLength[ci]!, `${what} chunk`);
     const data = decodeDataChunk(t.type[ci]!, body, at, t.dataLength[ci]!, what);
-    this.chunks.set(fo, data);
-    if (this.chunks.size > CHUNK_CACHE_ENTRIES) this.chunks.delete(this.chunks.keys().next().value!);
+    this.chunks.put(fo, data, 1);
     return data;
   }
 
@@ -619,7 +573,7 @@ export async function openAvml(file: RandomAccessFile, options: AvmlOpenOptions 
   if (file.size === 0n) throw truncated('AVML file is empty', 0n);
   // Every data chunk takes at least 9 file bytes (header, CRC, one byte): a hard cap on what a walk can index.
   const maxChunks = Math.max(1, Number(file.size / 9n));
-  const tables = new TableCache(options.indexBudgetChunks ?? INDEX_BUDGET_CHUNKS);
+  const tables = new Lru<ChunkTable>(options.indexBudgetChunks ?? INDEX_BUDGET_CHUNKS);
   let records = options.scan === 'walk' ? undefined : await scanTrailers(file);
   const scan = records ? 'trailers' : 'walk';
   let chunkCounts: Record<string, number> = {};

@@ -11,7 +11,8 @@ import { MemdumpError, hex } from '../core/errors.js';
 import type { Range } from '../core/ranges.js';
 import type { SegmentFiles } from './e01-segment-set.js';
 import type { SetIndex } from './e01-set-index.js';
-import { Lru, type Span, type StoredRef, TableIndex } from './e01-table-index.js';
+import { Lru } from '../core/lru.js';
+import { type Span, type StoredRef, TableIndex } from './e01-table-index.js';
 import { RunIndex } from './run-index.js';
 import type { ImageNote, MemoryImage } from './types.js';
 

@@ -9,46 +9,10 @@ import { TABLE_COMPRESSED } from './e01-layout.js';
 import { loadTable, readSection, type TableRef } from './e01-read.js';
 import type { SegmentFiles } from './e01-segment-set.js';
 import type { SetIndex } from './e01-set-index.js';
+import type { Lru } from '../core/lru.js';
 
 /** Stored chunk bytes fetched with one read when chunks are streamed. */
 const SPAN_BYTES = 2 << 20;
-
-/** Keyed LRU with a size budget; the newest entry is always kept. */
-export class Lru<V> {
-  private readonly map = new Map<number, { v: V; cost: number }>();
-  private total = 0;
-  constructor(private readonly budget: number) {}
-  get(k: number): V | undefined {
-    const e = this.map.get(k);
-    if (e) {
-      this.map.delete(k);
-      this.map.set(k, e);
-    }
-    return e?.v;
-  }
-  /** Keep if it fits without evicting (filling the cache at open). */
-  offer(k: number, v: V, cost: number): void {
-    if (this.total + cost <= this.budget && !this.map.has(k)) this.put(k, v, cost);
-  }
-  put(k: number, v: V, cost: number): void {
-    const had = this.map.get(k);
-    if (had) {
-      this.map.delete(k);
-      this.total -= had.cost;
-    }
-    while (this.map.size > 0 && this.total + cost > this.budget) {
-      const [old, e] = this.map.entries().next().value!;
-      this.map.delete(old);
-      this.total -= e.cost;
-    }
-    this.map.set(k, { v, cost });
-    this.total += cost;
-  }
-  clear(): void {
-    this.map.clear();
-    this.total = 0;
-  }
-}
 
 /** One chunk's stored bytes: where in its segment file, how many, and whether they are deflated. */
 export interface StoredRef {

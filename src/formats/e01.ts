@@ -19,7 +19,7 @@ import { E01Image } from './e01-image.js';
 import { MAX_CHUNK_SIZE, signatureKind } from './e01-read.js';
 import { SegmentFiles } from './e01-segment-set.js';
 import { variantOf, walkSet } from './e01-set-index.js';
-import { Lru } from './e01-table-index.js';
+import { Lru } from '../core/lru.js';
 import { createE01Writer } from './e01-write.js';
 import { loadSidecar } from './sidecar.js';
 import type { FormatSpec, ImageNote, MemoryImage, OpenOptions } from './types.js';
