@@ -10,6 +10,9 @@ import { SOURCE_CHOICES, type SourceChoice, selectSource } from '../sources/sele
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
 import { defaultSwapDir, printSwapTable } from './swap.js';
 import {
+  type CaseOpts,
+  type E01Opts,
+  type HashOpts,
   addCaseOptions,
   addDiskGuardOption,
   addE01Options,
@@ -23,7 +26,7 @@ import {
   printJobResult,
 } from './shared-options.js';
 
-interface AcquireOpts {
+interface AcquireOpts extends HashOpts, CaseOpts, E01Opts {
   output?: string;
   format: string;
   allowRaw?: boolean;
@@ -31,19 +34,11 @@ interface AcquireOpts {
   input?: string;
   iomem?: string;
   root: string;
-  digests: string;
-  hashWindow: string;
   rateLimit?: string;
   maxDiskUsage: string;
   chunkSize: string;
   context: boolean;
   report?: string;
-  case?: string;
-  examiner?: string;
-  evidence?: string;
-  notes?: string;
-  compression: string;
-  segmentSize: string;
   includeSwap?: boolean;
 }
 

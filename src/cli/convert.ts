@@ -6,6 +6,9 @@ import { runJob } from '../pipeline/job.js';
 import { ImageSource } from '../sources/image.js';
 import { type GlobalOptions, abortOnSignals, progressReporter } from './common.js';
 import {
+  type CaseOpts,
+  type E01Opts,
+  type HashOpts,
   addCaseOptions,
   addDiskGuardOption,
   addE01Options,
@@ -19,20 +22,12 @@ import {
   printJobResult,
 } from './shared-options.js';
 
-interface ConvertOpts {
+interface ConvertOpts extends HashOpts, CaseOpts, E01Opts {
   to: string;
   inputFormat?: string;
   allowRaw?: boolean;
-  digests: string;
-  hashWindow: string;
   maxDiskUsage: string;
   report?: string;
-  case?: string;
-  examiner?: string;
-  evidence?: string;
-  notes?: string;
-  compression: string;
-  segmentSize: string;
 }
 
 export function registerConvert(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {

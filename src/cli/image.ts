@@ -10,9 +10,9 @@ import { fmt } from '../pipeline/space.js';
 import { DeviceSource, type IoMode } from '../sources/device.js';
 import { type SwapEntry, findSwapAreas } from '../sources/swaps.js';
 import { type GlobalOptions, abortOnSignals, parseSize, progressReporter, say } from './common.js';
-import { addCaseOptions, addDiskGuardOption, addE01Options, addHashOptions, caseFieldsOf, checkE01OptionsUsed, parseDiskGuard, parseE01Options, parseHashOptions, printJobResult } from './shared-options.js';
+import { type CaseOpts, type E01Opts, type HashOpts, addCaseOptions, addDiskGuardOption, addE01Options, addHashOptions, caseFieldsOf, checkE01OptionsUsed, parseDiskGuard, parseE01Options, parseHashOptions, printJobResult } from './shared-options.js';
 
-export interface ImagingOpts {
+export interface ImagingOpts extends HashOpts, CaseOpts, E01Opts {
   format: string;
   split?: string;
   retries: string;
@@ -21,15 +21,7 @@ export interface ImagingOpts {
   io: string;
   chunkSize: string;
   rateLimit?: string;
-  digests: string;
-  hashWindow: string;
   maxDiskUsage: string;
-  compression: string;
-  segmentSize: string;
-  case?: string;
-  examiner?: string;
-  evidence?: string;
-  notes?: string;
 }
 
 /** Options shared by `image` and `swap`. */

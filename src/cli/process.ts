@@ -4,23 +4,17 @@ import { parseCoredumpFilter } from '../sources/core-filter.js';
 import { dumpProcess } from '../pipeline/process-dump.js';
 import { assertProcess, parseStat, readText } from '../sources/proc-info.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
-import { addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
+import { type CaseOpts, type HashOpts, addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
 
-interface ProcessOpts {
+interface ProcessOpts extends HashOpts, CaseOpts {
   output?: string;
   all?: boolean;
   filter?: string;
   freeze: boolean;
   environ?: boolean;
-  digests: string;
-  hashWindow: string;
   rateLimit?: string;
   maxDiskUsage: string;
   report?: string;
-  case?: string;
-  examiner?: string;
-  evidence?: string;
-  notes?: string;
 }
 
 export function parsePid(text: string): number {
