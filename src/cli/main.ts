@@ -8,10 +8,13 @@ import type { GlobalOptions } from './common.js';
 import { registerConfig } from './config.js';
 import { registerConvert } from './convert.js';
 import { registerCoreHandler } from './core-handler.js';
+import { registerDecrypt } from './decrypt.js';
 import { registerDoctor } from './doctor.js';
 import { registerImage } from './image.js';
 import { registerInfo } from './info.js';
+import { registerPresign } from './presign.js';
 import { registerProcess } from './process.js';
+import { registerReceive } from './receive.js';
 import { registerRegions } from './regions.js';
 import { registerSwap } from './swap.js';
 import { registerVerify } from './verify.js';
@@ -23,11 +26,18 @@ Exit status:
   5 no usable source, source read failed, or image --max-errors exceeded (E_TOO_MANY_ERRORS)
   6 destination exists or is a symlink · 7 no space / write failed · 8 unknown format
   9 truncated / corrupt / too large · 10 unsupported
-  11 verification mismatch (verify; image --verify: the source changed) · 12 invalid report
+  11 verification mismatch (verify; image --verify: the source changed; a report signature that fails) · 12 invalid report
+  13 delivery refused: receiver pin mismatch or authentication failed · 14 delivery failed (protocol, remote error, limit)
+  15 decryption failed (wrong identity, altered or truncated ciphertext)
   70 internal error · 130 interrupted (SIGINT/SIGTERM: the .partial file and an INCOMPLETE report are kept)`;
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
+  // `memdump x --help | head`, `memdump info --json | head`: a reader that went away is not a crash. While the
+  // evidence itself goes to stdout (-o -), StdoutSink listens too and turns it into an INCOMPLETE report instead.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' && process.stdout.listenerCount('error') === 1) process.exit(exitCode || 0);
+  });
   const program = new Command();
   program
     .name('memdump')
@@ -52,6 +62,9 @@ export async function main(argv: string[]): Promise<number> {
   registerDoctor(program, globals, setExit);
   registerConfig(program, globals, setExit);
   registerCoreHandler(program, globals, setExit);
+  registerReceive(program, globals, setExit);
+  registerPresign(program, globals, setExit);
+  registerDecrypt(program, globals, setExit);
   try {
     await program.parseAsync(argv);
     return exitCode;

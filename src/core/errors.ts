@@ -24,6 +24,20 @@ export const ERROR_EXIT: Readonly<Record<string, number>> = {
   E_RAW_NEEDS_OPT_IN: 2,
   E_VERIFY_MISMATCH: 11,
   E_REPORT_INVALID: 12,
+  /** Delivery: the receiver's certificate does not match --pin; not one payload byte was sent. */
+  E_PIN_MISMATCH: 13,
+  /** Delivery: the receiver refused the token or client certificate (missing, unknown, expired, revoked). */
+  E_AUTH: 13,
+  /** Delivery: the peer broke the framing protocol, or the connection ended mid-upload. */
+  E_PROTOCOL: 14,
+  /** Delivery: the receiver or the object store refused or failed the upload (limit reached, HTTP error, digest disagreement). */
+  E_REMOTE: 14,
+  /** A configured limit stopped the work (--max-bytes, more parts than the pre-signed manifest holds). */
+  E_LIMIT: 14,
+  /** age decryption failed: no matching identity, or the ciphertext was altered or truncated. */
+  E_DECRYPT: 15,
+  /** The report's Ed25519 signature does not verify, or was made by a key other than the trusted one. */
+  E_SIGNATURE: 11,
   E_INTERRUPTED: 130,
   E_INTERNAL: 70,
 };
