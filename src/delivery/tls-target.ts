@@ -1,0 +1,371 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { MemdumpError } from '../core/errors.js';
+import { escapeControl } from '../core/escape.js';
+import { toolIdentity } from '../core/host.js';
+import { hostname } from 'node:os';
+import { FROM_RECEIVER, FrameDecoder, MAGIC, MAX_DATA, PROTOCOL_VERSION, T, byteCount, dataHeader, encodeFrame, type Frame } from '../receiver/frame.js';
+import type { OutputSink, Receipt } from '../sinks/types.js';
+import type { RemoteTarget, SideRole, UploadMeta } from './types.js';
+
+export interface TlsConnectOptions {
+  host: string;
+  port: number;
+  /** sha256/BASE64 of the receiver certificate's SubjectPublicKeyInfo (printed by `memdump receive --init`). */
+  pin: string;
+  token?: string;
+  /** PEM text of a client certificate issued by `memdump receive --issue-client-cert`, and its key. */
+  clientCert?: string;
+  clientKey?: string;
+  servername?: string;
+  signal?: AbortSignal;
+  /** Case to ask for; the credential decides, a different one is refused. */
+  case?: string;
+}
+
+const PIN = /^sha256\/([A-Za-z0-9+/]{43}=)$/;
+/** DATA frames are well under the 1 MiB cap so a frame in flight never dominates memory. */
+const CHUNK = Math.min(256 << 10, MAX_DATA);
+const CONNECT_TIMEOUT_MS = 30_000;
+
+function refusal(j: Record<string, unknown>): MemdumpError {
+  const code = j['code'] === 'E_AUTH' || j['code'] === 'E_LIMIT' ? j['code'] : 'E_REMOTE';
+  const msg = escapeControl(String(j['message'] ?? 'no reason given')).slice(0, 500);
+  return new MemdumpError(code, `receiver refused: ${msg}`, { details: { receiverCode: String(j['code']).slice(0, 40), ...(j['upload'] && typeof j['upload'] === 'object' ? { upload: j['upload'] } : {}) } });
+}
+
+/**
+ * `--to tls://HOST:PORT --pin sha256/… (--token T | --client-cert C --client-key K)`. Trust comes from the pin
+ * alone: receivers use self-signed certificates, so CA validation is off and the SPKI digest is compared as soon
+ * as the handshake completes, before the first application byte is written.
+ */
+export class TlsTarget implements RemoteTarget {
+  private readonly decoder = new FrameDecoder(FROM_RECEIVER);
+  private failure: MemdumpError | undefined;
+  private waiter: { types: ReadonlySet<number>; resolve: (f: Frame) => void; reject: (e: MemdumpError) => void } | undefined;
+  private caseLabel = '';
+  private idleTimeoutMs = 120_000;
+  private lastSent = Date.now();
+  private pinger: NodeJS.Timeout | undefined;
+  private evidenceName: string | undefined;
+  private closed = false;
+  private readonly wakers = new Set<() => void>();
+  private acked = 0n;
+  private disarm: () => void = () => undefined;
+
+  private constructor(
+    private readonly socket: TLSSocket,
+    readonly host: string,
+    readonly port: number,
+  ) {
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', (e) => this.setFailure(e instanceof MemdumpError ? e : new MemdumpError('E_PROTOCOL', `connection to ${this.describe} failed: ${e.message}`, { cause: e })));
+    socket.on('close', () => this.setFailure(new MemdumpError('E_PROTOCOL', `the receiver ${this.describe} closed the connection`)));
+  }
+
+  /** The last offset the receiver confirmed having written for the open file (ACK, every 8 MiB). */
+  get lastAcked(): bigint {
+    return this.acked;
+  }
+
+  get describe(): string {
+    return `tls://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  static parseUrl(to: string): { host: string; port: number } {
+    const m = /^tls:\/\/(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})?)):(\d{1,5})\/?$/.exec(to);
+    const port = m ? Number(m[3]) : 0;
+    if (!m || port < 1 || port > 65535) throw new MemdumpError('E_USAGE', `--to "${escapeControl(to)}" is not tls://HOST:PORT (IPv6: tls://[::1]:PORT)`);
+    return { host: (m[1] ?? m[2])!, port };
+  }
+
+  static async connect(opts: TlsConnectOptions): Promise<TlsTarget> {
+    const pm = PIN.exec(opts.pin ?? '');
+    if (!pm) throw new MemdumpError('E_USAGE', '--pin must be sha256/BASE64 (44 characters), as printed by `memdump receive --init`');
+    const want = Buffer.from(pm[1]!, 'base64');
+    if (opts.token === undefined && opts.clientCert === undefined) throw new MemdumpError('E_USAGE', 'a TLS destination needs --token or --client-cert');
+    if ((opts.clientCert === undefined) !== (opts.clientKey === undefined)) throw new MemdumpError('E_USAGE', '--client-cert and --client-key go together');
+    if (opts.signal?.aborted) throw new MemdumpError('E_INTERRUPTED', 'delivery interrupted before connecting');
+    const socket = tlsConnect({
+      host: opts.host,
+      port: opts.port,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      rejectUnauthorized: false,
+      ...(opts.servername !== undefined ? { servername: opts.servername } : /^[\d.:]+$/.test(opts.host) ? {} : { servername: opts.host }),
+      ...(opts.clientCert !== undefined ? { cert: opts.clientCert, key: opts.clientKey } : {}),
+    });
+    const t = new TlsTarget(socket, opts.host, opts.port);
+    const onAbort = () => socket.destroy(new MemdumpError('E_INTERRUPTED', 'delivery interrupted'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => socket.destroy(new MemdumpError('E_PROTOCOL', `TLS handshake with ${t.describe} timed out`)), CONNECT_TIMEOUT_MS);
+        socket.once('secureConnect', () => {
+          clearTimeout(timer);
+          const cert = socket.getPeerX509Certificate();
+          const got = cert ? createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest() : Buffer.alloc(32);
+          if (!timingSafeEqual(got, want) || socket.isSessionReused()) {
+            const err = new MemdumpError('E_PIN_MISMATCH', `the receiver at ${t.describe} presented key sha256/${got.toString('base64')}, not the pinned ${opts.pin}; nothing was sent`, {
+              details: { expected: opts.pin, presented: `sha256/${got.toString('base64')}` },
+            });
+            socket.destroy(err);
+            reject(err);
+            return;
+          }
+          resolve();
+        });
+        socket.once('error', (e) => {
+          clearTimeout(timer);
+          reject(t.failure ?? e);
+        });
+      });
+      t.sendRaw(MAGIC);
+      t.sendFrame(encodeFrame(T.HELLO, {
+        v: PROTOCOL_VERSION,
+        ...(opts.token !== undefined ? { token: opts.token } : {}),
+        ...(opts.case !== undefined ? { case: opts.case } : {}),
+        sender: { tool: 'memdump', version: toolIdentity().version, host: hostname() },
+      }));
+      const acc = await t.expect([T.ACCEPT]);
+      if (acc.type !== T.DATA) {
+        t.caseLabel = String(acc.json['case'] ?? '');
+        const idle = Number(acc.json['idleTimeoutMs']);
+        if (Number.isFinite(idle) && idle > 0) t.idleTimeoutMs = idle;
+      }
+      t.startPinger();
+      // the signal stays armed for the whole upload; close() disarms it
+      t.disarm = () => opts.signal?.removeEventListener('abort', onAbort);
+      return t;
+    } catch (e) {
+      opts.signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (e instanceof MemdumpError) throw e;
+      throw new MemdumpError('E_PROTOCOL', `connecting to ${t.describe}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async openEvidence(meta: UploadMeta): Promise<OutputSink> {
+    if (this.evidenceName !== undefined) throw new MemdumpError('E_USAGE', 'one evidence stream per TLS connection');
+    const name = await this.open('evidence', {
+      host: meta.host,
+      source: meta.source,
+      format: meta.format,
+      layers: [...meta.layers],
+      ...(meta.expectedBytes !== undefined ? { expectedBytes: meta.expectedBytes.toString() } : {}),
+      ...(meta.case !== undefined ? { case: meta.case } : {}),
+    });
+    this.evidenceName = name;
+    return new TlsEvidenceSink(this, `${this.describe}/${this.caseLabel}/${name}`);
+  }
+
+  async putSide(role: SideRole, data: Buffer): Promise<string | undefined> {
+    if (this.evidenceName === undefined) throw new MemdumpError('E_USAGE', 'side files follow the evidence file');
+    const name = await this.open(role, { bytes: data.length });
+    const hash = createHash('sha256');
+    for (let off = 0; off < data.length; off += CHUNK) {
+      const part = data.subarray(off, Math.min(data.length, off + CHUNK));
+      hash.update(part);
+      await this.sendData(part);
+    }
+    const res = await this.end(BigInt(data.length), hash.digest('hex'));
+    if (res['status'] !== 'COMPLETE') throw new MemdumpError('E_REMOTE', `the receiver kept ${role} as INCOMPLETE: ${escapeControl(String(res['reason']))}`);
+    return `${this.describe}/${this.caseLabel}/${name}`;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.disarm();
+    if (this.pinger) clearInterval(this.pinger);
+    if (this.socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, 5000);
+      timer.unref();
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.socket.end();
+    });
+  }
+
+  // --- used by the evidence sink ---
+
+  /** A copy goes to the socket: the caller may reuse `buf` as soon as this resolves. */
+  async sendData(buf: Buffer): Promise<void> {
+    for (let off = 0; off < buf.length; off += CHUNK) {
+      const part = buf.subarray(off, Math.min(buf.length, off + CHUNK));
+      this.throwIfFailed();
+      const ok = this.socket.write(Buffer.concat([dataHeader(part.length), part]));
+      this.lastSent = Date.now();
+      if (!ok) await this.drain();
+    }
+  }
+
+  async end(bytes: bigint, sha256: string): Promise<Record<string, unknown>> {
+    this.sendFrame(encodeFrame(T.END, { bytes: bytes.toString(), sha256 }));
+    const r = await this.expect([T.RESULT]);
+    return r.type === T.DATA ? {} : r.json;
+  }
+
+  async abortUpload(reason: string): Promise<Record<string, unknown> | undefined> {
+    if (this.failure) return undefined;
+    try {
+      this.sendFrame(encodeFrame(T.ABORT, { reason: reason.slice(0, 400) }));
+      const r = await Promise.race([this.expect([T.RESULT]), new Promise<undefined>((res) => setTimeout(() => res(undefined), 10_000).unref())]);
+      return r && r.type !== T.DATA ? r.json : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  private async open(role: string, meta: Record<string, unknown>): Promise<string> {
+    this.sendFrame(encodeFrame(T.OPEN, { role, meta }));
+    const ack = await this.expect([T.ACK]);
+    const name = ack.type === T.DATA ? undefined : ack.json['name'];
+    if (typeof name !== 'string') throw new MemdumpError('E_PROTOCOL', 'the receiver did not name the file');
+    return name;
+  }
+
+  private sendRaw(b: Buffer): void {
+    this.throwIfFailed();
+    this.socket.write(b);
+    this.lastSent = Date.now();
+  }
+
+  private sendFrame(b: Buffer): void {
+    this.sendRaw(b);
+  }
+
+  /** Resolves on 'drain'; a refusal or a close wakes it too, so a refused sender does not wait on a full window. */
+  private drain(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        this.wakers.delete(done);
+        if (this.failure) reject(this.failure);
+        else resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+      this.wakers.add(done);
+    });
+  }
+
+  private startPinger(): void {
+    const every = Math.max(250, Math.floor(this.idleTimeoutMs / 3));
+    this.pinger = setInterval(() => {
+      if (this.failure || this.closed || this.socket.writableLength > 0) return;
+      if (Date.now() - this.lastSent >= every) {
+        this.socket.write(encodeFrame(T.PING));
+        this.lastSent = Date.now();
+      }
+    }, Math.max(100, Math.floor(every / 2)));
+    this.pinger.unref();
+  }
+
+  private expect(types: number[]): Promise<Frame> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => (this.waiter = { types: new Set(types), resolve, reject }));
+  }
+
+  private onData(d: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(d);
+    } catch (e) {
+      this.setFailure(e as MemdumpError);
+      this.socket.destroy();
+      return;
+    }
+    for (const f of frames) {
+      if (f.type === T.REFUSE) {
+        this.setFailure(refusal(f.json));
+        continue;
+      }
+      if (f.type === T.ACK) {
+        try {
+          this.acked = byteCount(f.json['offset'], 'ACK.offset');
+        } catch {
+          // an unreadable offset is only a progress hint; the END/RESULT exchange is what counts
+        }
+      }
+      const w = this.waiter;
+      if (w && w.types.has(f.type)) {
+        this.waiter = undefined;
+        w.resolve(f);
+      }
+    }
+    if (this.decoder.failure) {
+      this.setFailure(this.decoder.failure);
+      this.socket.destroy();
+    }
+  }
+
+  private setFailure(e: MemdumpError): void {
+    this.failure ??= e;
+    if (this.pinger) clearInterval(this.pinger);
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(this.failure);
+    for (const wake of [...this.wakers]) wake();
+  }
+}
+
+class TlsEvidenceSink implements OutputSink {
+  private pos = 0n;
+  private readonly hash = createHash('sha256');
+  private done = false;
+  private static readonly ZEROS = Buffer.alloc(CHUNK);
+
+  constructor(
+    private readonly t: TlsTarget,
+    readonly describe: string,
+  ) {}
+
+  get position(): bigint {
+    return this.pos;
+  }
+
+  async write(buf: Buffer): Promise<void> {
+    if (this.done) throw new MemdumpError('E_INTERNAL', `${this.describe}: write after finish/abort`);
+    this.hash.update(buf);
+    this.pos += BigInt(buf.length);
+    await this.t.sendData(buf);
+  }
+
+  async writeZeros(n: bigint): Promise<void> {
+    while (n > 0n) {
+      const k = n > BigInt(CHUNK) ? CHUNK : Number(n);
+      await this.write(TlsEvidenceSink.ZEROS.subarray(0, k));
+      n -= BigInt(k);
+    }
+  }
+
+  async finish(): Promise<Receipt> {
+    this.done = true;
+    this.t.throwIfFailed();
+    const res = await this.t.end(this.pos, this.hash.digest('hex'));
+    if (res['status'] !== 'COMPLETE') {
+      throw new MemdumpError('E_REMOTE', `the receiver kept the upload as INCOMPLETE: ${escapeControl(String(res['reason'] ?? 'no reason given'))}`, { details: { result: res } });
+    }
+    return { path: this.describe, bytes: this.pos, complete: true };
+  }
+
+  async abort(): Promise<Receipt> {
+    if (!this.done) {
+      this.done = true;
+      await this.t.abortUpload('sender aborted the acquisition');
+    }
+    return { path: this.describe, partialPath: this.describe + '.partial', bytes: this.pos, complete: false };
+  }
+}
