@@ -3,11 +3,13 @@ import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
 import { formatByName } from '../formats/registry.js';
 import { acquireSwaps } from '../pipeline/swap-acquire.js';
+import { layerSuffix, layersOf } from '../delivery/plan.js';
 import { outputPath, runJob } from '../pipeline/job.js';
 import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { fmt } from '../pipeline/space.js';
 import { SOURCE_CHOICES, type SourceChoice, selectSource } from '../sources/select.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
+import { type DeliveryOpts, addDeliveryOptions, parseDeliveryOptions } from './delivery-options.js';
 import { defaultSwapDir, printSwapTable } from './swap.js';
 import {
   type CaseOpts,
@@ -26,7 +28,7 @@ import {
   printJobResult,
 } from './shared-options.js';
 
-interface AcquireOpts extends HashOpts, CaseOpts, E01Opts {
+interface AcquireOpts extends HashOpts, CaseOpts, E01Opts, DeliveryOpts {
   output?: string;
   format: string;
   allowRaw?: boolean;
@@ -62,6 +64,7 @@ export function registerAcquire(program: Command, globals: () => GlobalOptions, 
   addDiskGuardOption(cmd);
   addCaseOptions(cmd);
   addE01Options(cmd);
+  addDeliveryOptions(cmd, true);
   cmd.addHelpText(
     'after',
     `
@@ -72,6 +75,9 @@ Examples:
   sudo memdump acquire --format e01 -o /mnt/usb/host --case IR-42 --examiner "A. Analyst" --evidence 7
                                                         # host.E01, host.E02, … (1500M each; ewfverify host.E01)
   ssh host sudo memdump acquire -o - --report /tmp/r.json > host.lime
+  sudo memdump acquire --to tls://collector:9443 --pin sha256/… --token-file case.token --recipient age1…
+                                                        # straight to memdump receive, encrypted; nothing on local disk
+  sudo memdump acquire --to s3-presigned:manifest.json --compress gzip   # object storage, no credentials on the host
   sudo memdump acquire -o host.lime --include-swap       # + host.lime.swap/ with every active swap area
   memdump acquire --source file --input disk.img --iomem iomem.txt -o test.lime`,
   );
@@ -95,9 +101,14 @@ Examples:
       ...(o.iomem ? { iomemPath: o.iomem } : {}),
     });
     for (const a of selected.attempts) if (!a.ok) say(g, `source ${a.source} not used: ${a.reason}`);
-    const output = o.output ?? defaultName(format.extension);
-    say(g, `acquiring ${fmt(selected.source.ranges.reduce((t, r) => t + r.end - r.start, 0n))} from ${selected.source.kind} (${selected.source.path}) to ${output} as ${format.name}`);
+    if (o.to && o.output) throw new MemdumpError('E_USAGE', 'give either -o (a file or -) or --to (a network destination), not both');
+    const sig0 = new AbortController();
+    const delivery = parseDeliveryOptions(o, o.to, sig0.signal);
+    if (o.to && o.includeSwap) throw new MemdumpError('E_USAGE', '--include-swap writes local images; with --to, send each swap area with memdump image instead');
+    const output = o.to ?? o.output ?? defaultName(format.extension);
+    say(g, `acquiring ${fmt(selected.source.ranges.reduce((t, r) => t + r.end - r.start, 0n))} from ${selected.source.kind} (${selected.source.path}) to ${o.to ? o.to.replace(/\?.*$/, '') : outputPath(output, format, layerSuffix(layersOf(delivery)))} as ${format.name}`);
     const sig = abortOnSignals();
+    sig.signal.addEventListener('abort', () => sig0.abort(), { once: true });
     try {
       const progress = progressReporter(g, 'acquire');
       const result = await runJob({
@@ -132,6 +143,7 @@ Examples:
         },
         ...(e01Opts ? { media: e01MediaOf(o, e01Opts, `physical memory of ${hostname()} via ${selected.source.kind} ${selected.source.path}`) } : {}),
         ...(progress ? { onProgress: progress } : {}),
+        ...(delivery ? { delivery } : {}),
       });
       printJobResult(g, result);
       let swapExit = 0;

@@ -5,6 +5,7 @@ import type { FormatName } from '../formats/types.js';
 import { runJob } from '../pipeline/job.js';
 import { ImageSource } from '../sources/image.js';
 import { type GlobalOptions, abortOnSignals, progressReporter } from './common.js';
+import { type DeliveryOpts, addDeliveryOptions, isRemoteSpec, parseDeliveryOptions } from './delivery-options.js';
 import {
   type CaseOpts,
   type E01Opts,
@@ -22,7 +23,7 @@ import {
   printJobResult,
 } from './shared-options.js';
 
-interface ConvertOpts extends HashOpts, CaseOpts, E01Opts {
+interface ConvertOpts extends HashOpts, CaseOpts, E01Opts, Omit<DeliveryOpts, 'to'> {
   to: string;
   inputFormat?: string;
   allowRaw?: boolean;
@@ -35,7 +36,7 @@ export function registerConvert(program: Command, globals: () => GlobalOptions, 
     .command('convert')
     .description('convert a memory image between formats without loss (map and notes carried), with hashes and a report')
     .argument('<input>', 'LiME, AVML, ELF, E01, padded or raw image')
-    .argument('<output>', 'new file, or - for standard output (e01: .E01 is appended if missing; more segments follow as .E02, …)')
+    .argument('<output>', 'new file, - for standard output, or a network destination: tls://HOST:PORT, https://PRESIGNED-URL, s3-presigned:MANIFEST.json (e01: .E01 is appended if missing; more segments follow as .E02, …)')
     .requiredOption('-t, --to <format>', 'lime | padded | raw | elf | avml | e01')
     .option('--input-format <name>', 'read the input as this format (padded or raw files have no magic)')
     .option('--allow-raw', 'permit --to raw (addresses only in OUT.map.json)')
@@ -44,6 +45,7 @@ export function registerConvert(program: Command, globals: () => GlobalOptions, 
   addDiskGuardOption(cmd);
   addCaseOptions(cmd);
   addE01Options(cmd);
+  addDeliveryOptions(cmd, false);
   cmd.addHelpText(
     'after',
     `
@@ -52,11 +54,17 @@ Examples:
   memdump convert host.lime host.elf --to elf          # for tools that read QEMU/VirtualBox ELF dumps
   memdump convert guest.elf guest.padded --to padded   # offset = physical address (+ guest.padded.map.json)
   memdump convert host.lime host.E01 --to e01 --case IR-42 --segment-size 2G   # for EnCase, X-Ways, ewf-tools
-                                                       # (media = padded layout; ewfverify host.E01)`,
+                                                       # (media = padded layout; ewfverify host.E01)
+  memdump convert host.avml tls://collector:9443 --to lime --pin sha256/… --token-file case.token
+  memdump convert host.lime host.lime --to lime --recipient age1… --compress gzip   # writes host.lime.gz.age`,
   );
   cmd.action(async (input: string, output: string, o: ConvertOpts) => {
     const g = globals();
+    if (isRemoteSpec(o.to)) throw new MemdumpError('E_USAGE', `convert's --to names the output format; give the destination as the output argument: memdump convert IN ${o.to} --to lime`);
     const format = formatByName(o.to);
+    const remote = isRemoteSpec(output);
+    const abortDial = new AbortController();
+    const delivery = parseDeliveryOptions({ ...o, recipient: o.recipient }, remote ? output : undefined, abortDial.signal);
     if (format.name === 'raw' && !o.allowRaw) throw new MemdumpError('E_RAW_NEEDS_OPT_IN', 'raw output loses every physical address; add --allow-raw (a FILE.map.json keeps the map)');
     const e01 = format.name === 'e01';
     checkE01OptionsUsed(cmd, e01);
@@ -64,6 +72,7 @@ Examples:
     const img = await openImage(input, o.inputFormat as FormatName | undefined);
     const source = new ImageSource(img, input);
     const sig = abortOnSignals();
+    sig.signal.addEventListener('abort', () => abortDial.abort(), { once: true });
     try {
       const { digests, windowSize } = parseHashOptions(o, { cmd, on: e01 });
       const progress = progressReporter(g, 'convert');
@@ -97,6 +106,7 @@ Examples:
         },
         ...(e01Opts ? { media: e01MediaOf(o, e01Opts, `memory image ${input} (${img.format})`) } : {}),
         ...(progress ? { onProgress: progress } : {}),
+        ...(delivery ? { delivery } : {}),
       });
       printJobResult(g, result);
       setExit(result.exitCode);

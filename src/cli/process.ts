@@ -4,9 +4,10 @@ import { parseCoredumpFilter } from '../sources/core-filter.js';
 import { dumpProcess } from '../pipeline/process-dump.js';
 import { assertProcess, parseStat, readText } from '../sources/proc-info.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
+import { type DeliveryOpts, addDeliveryOptions, parseDeliveryOptions } from './delivery-options.js';
 import { type CaseOpts, type HashOpts, addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
 
-interface ProcessOpts extends HashOpts, CaseOpts {
+interface ProcessOpts extends HashOpts, CaseOpts, DeliveryOpts {
   output?: string;
   all?: boolean;
   filter?: string;
@@ -48,6 +49,7 @@ export function registerProcess(program: Command, globals: () => GlobalOptions, 
   addHashOptions(cmd);
   addDiskGuardOption(cmd);
   addCaseOptions(cmd);
+  addDeliveryOptions(cmd, true);
   cmd.addHelpText(
     'after',
     `
@@ -55,7 +57,8 @@ Examples:
   memdump process $$ -o shell.core && memdump verify shell.core    # your own shell, no root needed
   gdb /usr/sbin/nginx -c nginx_1234_20261122T101500Z.core          # what gdb sees: threads, registers, backtraces
   sudo memdump process 1234 --all --case IR-42                     # every readable mapping, also file-backed ones
-  sudo memdump process 1234 --no-freeze --digests sha256           # a service that must not stop`,
+  sudo memdump process 1234 --no-freeze --digests sha256           # a service that must not stop
+  sudo memdump process 1234 --to tls://collector:9443 --pin sha256/… --token-file case.token --recipient age1…`,
   );
   cmd.action(async (pidText: string, o: ProcessOpts) => {
     const g = globals();
@@ -64,9 +67,13 @@ Examples:
     if (pid === process.pid) throw new MemdumpError('E_USAGE', 'memdump cannot dump itself (it would stop its own threads)');
     const filter = o.filter === undefined ? undefined : parseCoredumpFilter(o.filter, '--filter');
     const { digests, windowSize } = parseHashOptions(o);
-    const output = o.output ?? (await processName(pid, 'core'));
+    if (o.to && o.output) throw new MemdumpError('E_USAGE', 'give either -o (a file or -) or --to (a network destination), not both');
+    const dial = new AbortController();
+    const delivery = parseDeliveryOptions(o, o.to, dial.signal);
+    const output = o.to ?? o.output ?? (await processName(pid, 'core'));
     say(g, `dumping process ${pid} to ${output}${o.freeze ? ' (threads held for the copy)' : ' (not frozen)'}`);
     const sig = abortOnSignals();
+    sig.signal.addEventListener('abort', () => dial.abort(), { once: true });
     try {
       const progress = progressReporter(g, 'process');
       const result = await dumpProcess({
@@ -87,6 +94,7 @@ Examples:
         reportPath: o.report,
         options: { all: o.all === true, filter: o.filter ?? null, freeze: o.freeze, environ: o.environ === true, digests, hashWindow: windowSize.toString(), rateLimit: o.rateLimit ?? null },
         ...(progress ? { onProgress: progress } : {}),
+        ...(delivery ? { delivery } : {}),
       });
       const p = result.report.process;
       if (p) {

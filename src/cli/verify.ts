@@ -2,7 +2,19 @@ import type { Command } from 'commander';
 import { escapeControl } from '../core/escape.js';
 import type { FormatName } from '../formats/types.js';
 import { verify } from '../pipeline/verify.js';
+import { readFileSync } from 'node:fs';
+import { fromSystemError } from '../core/errors.js';
 import { type GlobalOptions, parseSize, progressReporter } from './common.js';
+
+/** --trusted-key: a key id as it is, a PEM file's contents otherwise. */
+function trustedKeyText(v: string): string {
+  if (/^sha256:[0-9a-f]{64}$/i.test(v)) return v.toLowerCase();
+  try {
+    return readFileSync(v, 'utf8');
+  } catch (e) {
+    throw fromSystemError(e, `reading --trusted-key ${v}`);
+  }
+}
 
 export function registerVerify(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
   program
@@ -13,8 +25,9 @@ export function registerVerify(program: Command, globals: () => GlobalOptions, s
     .option('--digests <list>', 'without a report: digests to compute', 'md5,sha1,sha256')
     .option('--hash-window <size>', 'without a report: window size', '64M')
     .option('--input-format <name>', 'format used to name the physical address of a bad window')
-    .addHelpText('after', '\nExamples:\n  memdump verify host.lime\n  memdump verify host.E01                  # every segment, the report, and the MD5/SHA-1 stored in the E01\n  memdump verify --json copy-of-host.lime --report host.lime.report.json')
-    .action(async (file: string, o: { report?: string; digests: string; hashWindow: string; inputFormat?: string }) => {
+    .option('--trusted-key <pem-or-keyid>', 'require the report to be signed (REPORT.json.sig) by this Ed25519 public key (PEM file or sha256:… key id); repeatable', (v: string, p: string[]) => [...p, v], [] as string[])
+    .addHelpText('after', '\nExamples:\n  memdump verify host.lime\n  memdump verify host.E01                  # every segment, the report, and the MD5/SHA-1 stored in the E01\n  memdump verify --json copy-of-host.lime --report host.lime.report.json\n  memdump verify host.lime.age --trusted-key analyst-sign.pub   # ciphertext as stored + the report\'s signature')
+    .action(async (file: string, o: { report?: string; digests: string; hashWindow: string; inputFormat?: string; trustedKey: string[] }) => {
       const g = globals();
       const progress = progressReporter(g, 'verify');
       const r = await verify(file, {
@@ -22,6 +35,7 @@ export function registerVerify(program: Command, globals: () => GlobalOptions, s
         digests: o.digests,
         windowSize: parseSize(o.hashWindow, '--hash-window'),
         ...(o.inputFormat ? { inputFormat: o.inputFormat as FormatName } : {}),
+        ...(o.trustedKey.length ? { trustedKeys: o.trustedKey.map(trustedKeyText) } : {}),
         ...(progress ? { onProgress: progress } : {}),
       });
       if (g.json) process.stdout.write(JSON.stringify(r) + '\n');
@@ -32,7 +46,9 @@ export function registerVerify(program: Command, globals: () => GlobalOptions, s
         if (r.reportStatus && r.reportStatus !== 'COMPLETE') out.push(`  the report says the acquisition was ${r.reportStatus}`);
         out.push(`  length  ${r.length.actual}${r.length.ok ? '' : ` (report: ${r.length.expected})`}`);
         for (const [k, c] of Object.entries(r.digests)) out.push(`  ${k.padEnd(7)} ${c.actual}${c.ok ? (c.expected ? '  ok' : '') : `  MISMATCH (report: ${c.expected})`}`);
-        out.push(`  windows ${r.windows.count} × ${r.windows.size} bytes, ${r.windows.bad.length} bad`);
+        if (r.stored) out.push(`  stored as ${r.stored.layers.join(' + ')}: SHA-256 of the file as written ${r.stored.ok ? 'ok' : 'MISMATCH'}; the container hashes are checked by memdump decrypt`);
+        else out.push(`  windows ${r.windows.count} × ${r.windows.size} bytes, ${r.windows.bad.length} bad`);
+        if (r.signature) out.push(r.signature.ok ? `  signature ok: ${r.signature.keyId}${r.signature.trusted ? ' (trusted key)' : ' (integrity only: no --trusted-key given)'}` : `  signature FAILED: ${escapeControl(r.signature.error ?? '')}`);
         if (r.e01) {
           const e = r.e01;
           const line = (k: 'md5' | 'sha1') => {

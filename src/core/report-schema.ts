@@ -106,6 +106,18 @@ const imageSchema = z.object({
     .nullable(),
 });
 
+/**
+ * Where the evidence went and what wraps it. `hashes` cover the container bytes (what an analyst opens after
+ * `memdump decrypt`); `stored` is what the file or the far side holds after compression and encryption.
+ */
+const deliverySchema = z.object({
+  target: z.string(),
+  layers: z.array(z.enum(['gzip', 'zstd', 'age'])),
+  recipients: z.array(z.string()),
+  stored: z.object({ bytes: dec, sha256: z.string().nullable() }),
+  remote: z.object({ evidence: z.string(), sides: z.record(z.string(), z.string()) }).nullable(),
+});
+
 export const REPORT_SCHEMA_ID = 'memdump-report/1';
 
 export const reportSchema = z.object({
@@ -165,6 +177,8 @@ export const reportSchema = z.object({
   e01: e01Schema.optional(),
   /** `memdump image` / `memdump swap`: the device, sector accounting and the post-imaging verification. */
   image: imageSchema.optional(),
+  /** Network delivery (`--to`) or transport layers (`--compress`, `--recipient`). */
+  delivery: deliverySchema.optional(),
 });
 
 export type ProcessReport = z.infer<typeof processSchema>;
@@ -172,4 +186,5 @@ export type RegionReport = z.infer<typeof regionSchema>;
 
 export type E01Report = z.infer<typeof e01Schema>;
 export type ImageReport = z.infer<typeof imageSchema>;
+export type DeliveryReport = z.infer<typeof deliverySchema>;
 export type Report = z.infer<typeof reportSchema>;

@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { ContentHasher } from '../core/content-hash.js';
 import { ERROR_EXIT, MemdumpError } from '../core/errors.js';
 import type { Digest } from '../core/hasher.js';
 import { type Range, totalLength } from '../core/ranges.js';
-import type { E01Report, ImageReport, ProcessReport, RegionReport, Report } from '../core/report-schema.js';
+import type { DeliveryReport, E01Report, ImageReport, ProcessReport, RegionReport, Report } from '../core/report-schema.js';
+import { signReport } from '../crypto/sign.js';
+import { type DeliveryPlan, assertLayersFit, layerSuffix, layersOf, storedSize, wrapLayers } from '../delivery/plan.js';
+import type { RemoteTarget, SideRole } from '../delivery/types.js';
 import { CHUNK_SIZE } from '../formats/e01-layout.js';
 import { flatOffsets } from '../formats/flat.js';
 import { SIDECAR_SUFFIX, sidecarFor } from '../formats/sidecar.js';
@@ -18,7 +22,7 @@ import type { PhysicalSource, SourceAttempt } from '../sources/types.js';
 import { collectContext } from './context.js';
 import { type CopyResult, copyMemory } from './copy.js';
 import type { PolicyOptions } from './read-policy.js';
-import { type CaseFields, type ContextEntry, LOG_SUFFIX, type OutputEntry, REPORT_SUFFIX, buildReport, e01Section, serializeReport, writeReportFiles } from './report.js';
+import { type CaseFields, type ContextEntry, LOG_SUFFIX, type OutputEntry, REPORT_SUFFIX, buildReport, e01Section, renderLog, serializeReport } from './report.js';
 import { checkSpace } from './space.js';
 
 export interface JobOptions {
@@ -61,7 +65,12 @@ export interface JobOptions {
   sidecarMap?: boolean;
   /** `memdump image` / `memdump swap`: the device section of the report, gathered after the copy. */
   imageReport?: (copy: CopyResult) => Promise<ImageReport>;
+  /** Network target, transport compression, age recipients, report signing key. */
+  delivery?: DeliveryPlan;
 }
+
+/** The detached signature beside a report: REPORT.json.sig. */
+export const SIGNATURE_SUFFIX = '.sig';
 
 export interface JobResult {
   report: Report;
@@ -117,25 +126,46 @@ export function defaultMedia(o: Pick<JobOptions, 'caseFields' | 'source'>, acqui
   };
 }
 
-/** Where the output goes: an E01 path always ends in .E01 (the segment names continue from it). */
-export function outputPath(output: string, format: FormatSpec): string {
+/**
+ * Container size known before the first byte, for a pre-signed PUT's Content-Length: flat formats and LiME only
+ * (the others' size depends on compression or on headers laid out as the writer goes).
+ */
+export function exactSize(format: FormatSpec, runs: readonly Range[]): bigint | undefined {
+  switch (format.name) {
+    case 'lime':
+    case 'padded':
+    case 'raw':
+      return estimateSize(format, runs);
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Where the output goes: an E01 path always ends in .E01 (the segment names continue from it); transport layers
+ * add their suffix (host.lime → host.lime.gz.age) unless the name already ends with it.
+ */
+export function outputPath(output: string, format: FormatSpec, suffix = ''): string {
   if (output === '-') return '-';
-  const out = resolve(output);
-  return format.name === 'e01' && !/\.e01$/i.test(out) ? out + '.E01' : out;
+  let out = resolve(output);
+  if (format.name === 'e01' && !/\.e01$/i.test(out) && !(suffix && out.endsWith(suffix))) out += '.E01';
+  return suffix && !out.endsWith(suffix) ? out + suffix : out;
 }
 
 async function openSink(o: JobOptions, out: string, media: MediaDescription, warnings: string[]): Promise<OutputSink> {
   const e01 = o.format.name === 'e01';
   if (o.splitBytes !== undefined) {
+    if (o.delivery && layersOf(o.delivery).length) throw new MemdumpError('E_USAGE', '--split writes pieces; compression and encryption make one stream (split the result afterwards if you must)');
     if (out === '-') throw new MemdumpError('E_USAGE', 'splitting the output into pieces needs a file (-o PATH), not standard output');
     if (e01) throw new MemdumpError('E_USAGE', 'E01 output is divided into segment files by --segment-size, not --split');
     if (o.splitBytes < 1n) throw new MemdumpError('E_USAGE', 'the split size must be at least 1 byte');
   }
-  if (out === '-') {
-    // stdout is one stream: the E01 writer finds no newSegment() and writes a single segment
+  if (out === '-' || (o.delivery && layersOf(o.delivery).length)) {
+    // stdout, a network stream and an encrypted or compressed file are one stream each: the E01 writer finds no newSegment() and writes a single segment
     if (e01 && media.segmentBytes && estimateSize(o.format, o.source.ranges, media) > media.segmentBytes) {
-      warnings.push('E01 to standard output is written as one segment file, which may exceed --segment-size');
+      warnings.push(`E01 to ${out === '-' ? 'standard output' : 'a compressed or encrypted stream'} is written as one segment file, which may exceed --segment-size`);
     }
+    if (out !== '-') return FileSink.create(out);
     return new StdoutSink();
   }
   if (e01) return SegmentedFileSink.e01(out);
@@ -146,18 +176,52 @@ async function openSink(o: JobOptions, out: string, media: MediaDescription, war
 export async function runJob(o: JobOptions): Promise<JobResult> {
   const start = new Date();
   const startMono = performance.now();
-  const out = outputPath(o.output, o.format);
+  const layers = layersOf(o.delivery);
+  assertLayersFit(o.delivery, o.format.name);
+  const remote = o.delivery?.remote;
+  const out = remote ? '' : outputPath(o.output, o.format, layerSuffix(layers));
   const toStdout = out === '-';
+  const local = !remote && !toStdout;
   const media = o.media ?? defaultMedia(o, start);
   const warnings = [...o.warnings];
-  if (!toStdout) {
+  const signKey = o.delivery?.signKey;
+  if (signKey && toStdout && !o.reportPath) throw new MemdumpError('E_USAGE', '--sign-key with -o - needs --report PATH: the signature is a file beside the report');
+  if (o.reportPath) await assertAbsent(o.reportPath);
+  if (local) {
     // the side files are created only after the copy: a name already taken (a stale report beside new evidence,
     // a planted link) must stop the job before the first byte, not leave the evidence without its report
-    const sides = [REPORT_SUFFIX, LOG_SUFFIX, ...((o.sidecarMap ?? o.format.needsSidecarMap) ? [SIDECAR_SUFFIX] : []), ...(o.context ? ['.context'] : [])];
+    const sides = [REPORT_SUFFIX, LOG_SUFFIX, ...(signKey ? [REPORT_SUFFIX + SIGNATURE_SUFFIX] : []), ...((o.sidecarMap ?? o.format.needsSidecarMap) ? [SIDECAR_SUFFIX] : []), ...(o.context ? ['.context'] : [])];
     for (const suffix of sides) await assertAbsent(out + suffix);
     await checkSpace(dirname(out), estimateSize(o.format, o.source.ranges, media) + (1n << 20n), o.maxDiskUsage);
   }
-  const sink = await openSink(o, out, media, warnings);
+  if (remote && o.splitBytes !== undefined) throw new MemdumpError('E_USAGE', '--split writes local pieces; a network target takes one stream');
+
+  // the target is dialled (pin checked, credentials accepted) before the first byte of memory is read
+  let target: RemoteTarget | undefined;
+  let base: OutputSink;
+  if (remote) {
+    target = await remote.open();
+    try {
+      const expected = storedSize(exactSize(o.format, o.source.ranges), o.delivery);
+      base = await target.openEvidence({
+        host: hostname(),
+        source: `${o.source.kind} ${o.source.path}`,
+        format: o.format.name,
+        layers,
+        ...(expected !== undefined ? { expectedBytes: expected } : {}),
+        ...(o.caseFields.case !== undefined ? { case: o.caseFields.case } : {}),
+      });
+    } catch (e) {
+      await target.close().catch(() => undefined);
+      throw e;
+    }
+    if (o.format.name === 'e01' && media.segmentBytes) warnings.push('E01 sent over the network is one segment file, which may exceed --segment-size');
+  } else base = await openSink(o, out, media, warnings);
+  const { sink, stored } = await wrapLayers(base, o.delivery, o.format.name).catch(async (e) => {
+    await base.abort().catch(() => undefined);
+    await target?.close().catch(() => undefined);
+    throw e;
+  });
 
   const content = o.contentHash ? new ContentHasher(o.source.ranges) : undefined;
   const copy = await copyMemory({
@@ -178,7 +242,7 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
   // a segment set is one output entry per piece; the report's hashes are over all pieces concatenated in order
   const r = copy.receipt;
   const pieces = r.segments ?? [{ path: r.complete ? r.path : (r.partialPath ?? r.path), bytes: r.bytes }];
-  const whole = copy.hash?.digests.sha256 ?? null;
+  const whole = stored ? stored.stored().sha256 : (copy.hash?.digests.sha256 ?? null);
   const outputs: OutputEntry[] = pieces.map((p, i) => ({
     role: i === 0 ? 'evidence' : 'segment',
     path: p.path,
@@ -194,15 +258,21 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     else warnings.push(`no e01 section in this report: ${section.problem}`);
   }
 
+  const sides: Record<string, string> = {};
   const container = o.format.name === 'raw' || o.format.name === 'padded' || o.format.name === 'e01' ? o.format.name : undefined;
   if (copy.status === 'COMPLETE' && container && (o.sidecarMap ?? o.format.needsSidecarMap)) {
     // E01 stores the padded layout (media offset = physical address) but has no field for the runs themselves
     const offsets = flatOffsets(container === 'raw' ? 'raw' : 'padded', o.source.ranges);
     const map = JSON.stringify(sidecarFor(container, { runs: o.source.ranges, notes: o.notes }, offsets), null, 1) + '\n';
+    const entry = (path: string): OutputEntry => ({ role: 'map', path, bytes: BigInt(Buffer.byteLength(map)), complete: true, sha256: createHash('sha256').update(map).digest('hex') });
     if (toStdout) warnings.push(`the ${container} map is only in this report (memoryMap.acquired): stdout has no place for ${SIDECAR_SUFFIX}`);
-    else {
+    else if (target) {
+      const where = await putSide(target, 'map', Buffer.from(map), warnings);
+      if (where) outputs.push(entry((sides.map = where)));
+      else warnings.push(`the ${container} map is only in this report (memoryMap.acquired): ${target.describe} has no place for ${SIDECAR_SUFFIX}`);
+    } else {
       await writeFileExclusive(out + SIDECAR_SUFFIX, map);
-      outputs.push({ role: 'map', path: out + SIDECAR_SUFFIX, bytes: BigInt(Buffer.byteLength(map)), complete: true, sha256: createHash('sha256').update(map).digest('hex') });
+      outputs.push(entry(out + SIDECAR_SUFFIX));
     }
   }
 
@@ -216,13 +286,23 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     }
   }
   let context: ContextEntry[] = [];
-  if (o.context && !toStdout) {
+  if (o.context && local) {
     try {
       context = await collectContext(out + '.context', o.root, o.context.iomemText, o.notes);
     } catch (e) {
       warnings.push(`context not kept: ${(e as Error).message}`);
     }
-  }
+  } else if (o.context && remote) warnings.push('the volatile context directory (iomem, kallsyms, modules, …) is not sent over the network; its facts that matter are in this report');
+
+  const delivery: DeliveryReport | undefined = stored
+    ? {
+        target: target ? target.describe : toStdout ? 'stdout' : 'file',
+        layers,
+        recipients: (o.delivery?.recipients ?? []).map((x) => x.text),
+        stored: { bytes: stored.stored().bytes.toString(), sha256: stored.stored().sha256 },
+        remote: target ? { evidence: r.path, sides } : null,
+      }
+    : undefined;
 
   const report = buildReport({
     command: o.command,
@@ -245,24 +325,67 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     regions: o.regions,
     e01,
     image,
+    delivery,
   });
 
-  let reportPath: string | undefined;
-  if (toStdout) {
-    const text = serializeReport(report);
-    if (o.reportPath) {
-      await writeFileExclusive(o.reportPath, text);
-      reportPath = o.reportPath;
-    } else process.stderr.write(text);
-  } else {
-    try {
-      reportPath = (await writeReportFiles(out, report)).report;
-    } catch (e) {
-      // a full disk must not cost the record of what happened: the report goes to stderr instead
-      process.stderr.write(`memdump: could not write the report beside ${out} (${(e as Error).message}); here it is:\n${serializeReport(report)}`);
-    }
-  }
-
+  const reportPath = await deliverReport(o, report, { out, toStdout, target, signKey });
   const exitCode = copy.status === 'COMPLETE' ? 0 : (ERROR_EXIT[copy.failure!.code] ?? 1);
   return { report, reportPath, exitCode };
+}
+
+/** A side file for the network target; a failure costs a warning, never the report (it still reaches stderr). */
+async function putSide(target: RemoteTarget, role: SideRole, data: Buffer, warnings: string[]): Promise<string | undefined> {
+  try {
+    return await target.putSide(role, data);
+  } catch (e) {
+    warnings.push(`${role} not delivered to ${target.describe}: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+/**
+ * The report, its log and its signature: beside the file; for stdout to --report or stderr; for a network target
+ * to the far side (and to --report too when given). Whatever fails, the report reaches stderr rather than being lost.
+ */
+async function deliverReport(o: JobOptions, report: Report, w: { out: string; toStdout: boolean; target: RemoteTarget | undefined; signKey: DeliveryPlan['signKey'] }): Promise<string | undefined> {
+  const text = serializeReport(report);
+  const sig = w.signKey ? signReport(Buffer.from(text), w.signKey) : undefined;
+  const writeLocal = async (path: string, log: boolean) => {
+    await writeFileExclusive(path, text);
+    if (sig) await writeFileExclusive(path + SIGNATURE_SUFFIX, sig);
+    if (log) await writeFileExclusive(path.slice(0, -REPORT_SUFFIX.length) + LOG_SUFFIX, renderLog(report));
+  };
+  try {
+    if (w.target) {
+      let remotePath: string | undefined;
+      const problems: string[] = [];
+      try {
+        remotePath = await putSide(w.target, 'report', Buffer.from(text), problems);
+        if (remotePath) {
+          if (sig) await putSide(w.target, 'signature', Buffer.from(sig), problems);
+          await putSide(w.target, 'log', Buffer.from(renderLog(report)), problems);
+        }
+      } finally {
+        await w.target.close().catch(() => undefined);
+      }
+      for (const p of problems) process.stderr.write(`memdump: ${p}\n`);
+      if (o.reportPath) await writeLocal(o.reportPath, false);
+      else if (!remotePath) process.stderr.write(`memdump: ${w.target.describe} holds the evidence only; here is the report:\n${text}`);
+      return remotePath ?? o.reportPath;
+    }
+    if (w.toStdout) {
+      if (o.reportPath) {
+        await writeLocal(o.reportPath, false);
+        return o.reportPath;
+      }
+      process.stderr.write(text);
+      return undefined;
+    }
+    await writeLocal(w.out + REPORT_SUFFIX, true);
+    return w.out + REPORT_SUFFIX;
+  } catch (e) {
+    // a full disk must not cost the record of what happened: the report goes to stderr instead
+    process.stderr.write(`memdump: could not write the report (${(e as Error).message}); here it is:\n${text}${sig ? `signature:\n${sig}` : ''}`);
+    return undefined;
+  }
 }

@@ -13,6 +13,7 @@ import { hexMask, parseStat, parseStatus, readText } from '../sources/proc-info.
 import { ProcessSource } from '../sources/process.js';
 import type { CaseFields } from './report.js';
 import { gatherProcessReport } from './process-report.js';
+import type { DeliveryPlan } from '../delivery/plan.js';
 import { type JobOptions, type JobResult, runJob } from './job.js';
 import type { PolicyOptions } from './read-policy.js';
 
@@ -36,6 +37,7 @@ export interface ProcessDumpOptions {
   reportPath: string | undefined;
   options: Record<string, unknown>;
   onProgress?: (done: bigint, total: bigint) => void;
+  delivery?: DeliveryPlan;
 }
 
 /** What the frozen (or briefly stopped) process looked like: threads, registers, mappings, notes. */
@@ -150,7 +152,7 @@ export async function coreLayout(pid: number, procRoot: string, snap: ProcessSna
 
 /** The job for copying a frozen process through the ordinary pipeline; the freeze ends as soon as the copy does. */
 export function processJob(
-  p: Pick<JobOptions, 'format' | 'output' | 'digests' | 'windowSize' | 'rateLimit' | 'maxDiskUsage' | 'policy' | 'argv' | 'caseFields' | 'reportPath' | 'warnings' | 'options' | 'onProgress' | 'regions' | 'media'> & {
+  p: Pick<JobOptions, 'format' | 'output' | 'digests' | 'windowSize' | 'rateLimit' | 'maxDiskUsage' | 'policy' | 'argv' | 'caseFields' | 'reportPath' | 'warnings' | 'options' | 'onProgress' | 'regions' | 'media' | 'delivery'> & {
     command: 'process' | 'regions';
     snap: ProcessSnapshot;
     source: ProcessSource;
@@ -185,6 +187,7 @@ export function processJob(
     processReport: p.processReport,
     ...(p.regions ? { regions: p.regions } : {}),
     ...(p.media ? { media: p.media } : {}),
+    ...(p.delivery ? { delivery: p.delivery } : {}),
   };
 }
 

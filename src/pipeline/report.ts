@@ -2,7 +2,7 @@ import { MemdumpError } from '../core/errors.js';
 import { escapeDeep } from '../core/escape.js';
 import { hostIdentity, peakRss, toolIdentity } from '../core/host.js';
 import { type Range, rangeToJson, totalLength } from '../core/ranges.js';
-import { type E01Report, type ImageReport, type ProcessReport, REPORT_SCHEMA_ID, type RegionReport, type Report, reportSchema } from '../core/report-schema.js';
+import { type DeliveryReport, type E01Report, type ImageReport, type ProcessReport, REPORT_SCHEMA_ID, type RegionReport, type Report, reportSchema } from '../core/report-schema.js';
 import type { FormatSpec } from '../formats/types.js';
 import { writeFileExclusive } from '../sinks/exclusive.js';
 import type { SourceAttempt } from '../sources/types.js';
@@ -60,6 +60,26 @@ export interface ReportInput {
   regions?: RegionReport[] | undefined;
   e01?: E01Report | undefined;
   image?: ImageReport | undefined;
+  delivery?: DeliveryReport | undefined;
+}
+
+/** Options whose value is a credential: never kept in a report or a log. */
+const SECRET_OPTIONS = new Set(['--token', '--client-key-pass']);
+
+/**
+ * The command line as the report keeps it: a token typed on it and the signature part of a pre-signed URL are
+ * credentials, and a report travels (to the receiver, into case files), so they are replaced.
+ */
+export function redactArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0 && SECRET_OPTIONS.has(a.slice(0, eq))) out.push(a.slice(0, eq) + '=[redacted]');
+    else if (SECRET_OPTIONS.has(a) && i + 1 < argv.length) out.push(a, '[redacted]'), i++;
+    else out.push(/(^|=)https?:\/\/[^\s?#]*\?/i.test(a) ? a.slice(0, a.indexOf('?')) + '?[redacted]' : a);
+  }
+  return out;
 }
 
 const s = (v: bigint) => v.toString();
@@ -77,7 +97,7 @@ export function buildReport(i: ReportInput): Report {
       : null,
     command: i.command,
     tool: toolIdentity(),
-    argv: [...i.argv],
+    argv: redactArgv(i.argv),
     case: {
       case: i.caseFields.case ?? null,
       examiner: i.caseFields.examiner ?? null,
@@ -115,6 +135,7 @@ export function buildReport(i: ReportInput): Report {
     ...(i.regions ? { regions: i.regions } : {}),
     ...(i.e01 ? { e01: i.e01 } : {}),
     ...(i.image ? { image: i.image } : {}),
+    ...(i.delivery ? { delivery: i.delivery } : {}),
   };
   return escapeDeep(report);
 }

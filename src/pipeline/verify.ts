@@ -7,6 +7,7 @@ import type { Report } from '../core/report-schema.js';
 import { e01MediaDigests } from '../formats/e01.js';
 import { openImage } from '../formats/registry.js';
 import type { FormatName } from '../formats/types.js';
+import { verifyReportSignature } from '../crypto/sign.js';
 import { REPORT_SUFFIX, parseReport } from './report.js';
 
 const READ = 8 << 20;
@@ -128,13 +129,50 @@ export interface VerifyResult {
   files: string[];
   /** E01 only: the media digests stored inside the file, recomputed. */
   e01: E01Check | null;
+  /**
+   * A compressed or encrypted file (report.delivery.layers): what was checked is the stored bytes' SHA-256; the
+   * container hashes need `memdump decrypt`, which checks them on the way out.
+   */
+  stored: { layers: string[]; expected: string | null; actual: string; ok: boolean } | null;
+  /** REPORT.sig beside the report: Ed25519 over the report's exact bytes. */
+  signature: { path: string; keyId: string | null; trusted: boolean; ok: boolean; error: string | null } | null;
 }
 
-export async function findReport(file: string, explicit?: string): Promise<{ path: string; report: Report } | undefined> {
+export interface SignatureCheck {
+  path: string;
+  keyId: string | null;
+  trusted: boolean;
+  ok: boolean;
+  error: string | null;
+}
+
+/**
+ * The report's detached signature, when there is one (or when trusted keys demand one). Any edit of the report,
+ * a signature by another key than a trusted one, or a missing signature when keys are given fails.
+ */
+export async function checkSignature(reportPath: string, reportText: string, trusted: readonly string[] | undefined): Promise<SignatureCheck | null> {
+  const path = reportPath + '.sig';
+  let sig: string;
+  try {
+    sig = await readFile(path, 'utf8');
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') return { path, keyId: null, trusted: false, ok: false, error: `cannot read ${path}: ${(e as Error).message}` };
+    return trusted && trusted.length ? { path, keyId: null, trusted: false, ok: false, error: 'the report is not signed, but --trusted-key asks for a signature' } : null;
+  }
+  try {
+    const v = verifyReportSignature(Buffer.from(reportText), sig, trusted && trusted.length ? trusted : undefined);
+    return { path, keyId: v.keyId, trusted: v.trusted, ok: true, error: null };
+  } catch (e) {
+    return { path, keyId: null, trusted: false, ok: false, error: `${(e as { code?: string }).code ?? 'E_SIGNATURE'}: ${(e as Error).message}` };
+  }
+}
+
+export async function findReport(file: string, explicit?: string): Promise<{ path: string; report: Report; text: string } | undefined> {
   const candidates = explicit ? [explicit] : [file + REPORT_SUFFIX, ...(file.endsWith('.partial') ? [file.slice(0, -'.partial'.length) + REPORT_SUFFIX] : [])];
   for (const path of candidates) {
     try {
-      return { path, report: parseReport(await readFile(path, 'utf8'), path) };
+      const text = await readFile(path, 'utf8');
+      return { path, report: parseReport(text, path), text };
     } catch (e) {
       if (errnoOf(e) === 'ENOENT' && !explicit) continue;
       if (e instanceof MemdumpError) throw e;
@@ -144,9 +182,12 @@ export async function findReport(file: string, explicit?: string): Promise<{ pat
   return undefined;
 }
 
-export async function verify(file: string, options: { report?: string; digests?: string; windowSize?: bigint; inputFormat?: FormatName; onProgress?: (d: bigint, t: bigint) => void } = {}): Promise<VerifyResult> {
+export async function verify(file: string, options: { report?: string; digests?: string; windowSize?: bigint; inputFormat?: FormatName; trustedKeys?: readonly string[]; onProgress?: (d: bigint, t: bigint) => void } = {}): Promise<VerifyResult> {
   const found = await findReport(file, options.report);
   const r = found?.report;
+  const signature = found ? await checkSignature(found.path, found.text, options.trustedKeys) : options.trustedKeys?.length ? { path: file + REPORT_SUFFIX + '.sig', keyId: null, trusted: false, ok: false, error: 'no report found, so no signature to check' } : null;
+  const layers = r?.delivery?.layers ?? [];
+  if (r && layers.length > 0) return verifyStored(file, found!.path, r, layers, signature, options.onProgress);
   const expected = r?.hashes ?? null;
   const digests = expected ? (Object.keys(expected.digests).filter((k) => expected.digests[k as Digest]) as Digest[]) : parseDigests(options.digests ?? 'md5,sha1,sha256');
   const windowSize = expected ? BigInt(expected.window.size) : (options.windowSize ?? 64n << 20n);
@@ -174,9 +215,10 @@ export async function verify(file: string, options: { report?: string; digests?:
     firstBadWindow = { index: i, offset: hex(offset), end: hex(end), physicalAddress: await physicalAt(file, offset, end, options.inputFormat) };
   }
   const e01Ok = !e01 || e01.check.ok;
-  const match = !!expected && lengthOk && bad.length === 0 && Object.values(checks).every((c) => c.ok) && e01Ok;
+  const signatureOk = !signature || signature.ok;
+  const match = !!expected && lengthOk && bad.length === 0 && Object.values(checks).every((c) => c.ok) && e01Ok && signatureOk;
   // without a report an E01 still proves itself: the digests stored inside it are compared
-  const verdict = expected ? (match ? 'MATCH' : 'MISMATCH') : e01 ? (e01Ok ? 'MATCH' : 'MISMATCH') : 'NO_REPORT';
+  const verdict = expected ? (match ? 'MATCH' : 'MISMATCH') : e01 ? (e01Ok && signatureOk ? 'MATCH' : 'MISMATCH') : signatureOk ? 'NO_REPORT' : 'MISMATCH';
   return {
     file,
     report: found?.path ?? null,
@@ -188,6 +230,31 @@ export async function verify(file: string, options: { report?: string; digests?:
     firstBadWindow,
     files,
     e01: e01?.check ?? null,
+    stored: null,
+    signature,
+  };
+}
+
+/** A compressed or encrypted file: its stored bytes against report.delivery.stored (the container needs decrypting). */
+async function verifyStored(file: string, reportPath: string, r: Report, layers: string[], signature: SignatureCheck | null, onProgress?: (d: bigint, t: bigint) => void): Promise<VerifyResult> {
+  const want = r.delivery!.stored;
+  const actual = await hashFile(file, ['sha256'], 0n, undefined, onProgress);
+  const got = actual.digests.sha256!;
+  const lengthOk = BigInt(want.bytes) === actual.length;
+  const ok = want.sha256 !== null && want.sha256 === got && lengthOk;
+  return {
+    file,
+    report: reportPath,
+    reportStatus: r.status,
+    verdict: ok && (!signature || signature.ok) ? 'MATCH' : 'MISMATCH',
+    length: { expected: want.bytes, actual: actual.length.toString(), ok: lengthOk },
+    digests: { sha256: { expected: want.sha256, actual: got, ok: want.sha256 === got } },
+    windows: { size: '0', digest: null, count: 0, bad: [] },
+    firstBadWindow: null,
+    files: [file],
+    e01: null,
+    stored: { layers, expected: want.sha256, actual: got, ok },
+    signature,
   };
 }
 

@@ -5,20 +5,11 @@ import { existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseReport } from '../../src/pipeline/report.js';
-import { fakeRoot, kcoreByte, type KcoreLayout } from '../fixtures/generate.js';
+import { TWO_RUN_LAYOUT, fakeRoot, kcoreByte } from '../fixtures/generate.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { withTmpfs } from '../helpers/tmpfs.js';
 
-const LAYOUT: KcoreLayout = {
-  ram: [
-    { start: 0x1000n, end: 0x9fc00n },
-    { start: 0x100000n, end: 0x900000n },
-  ],
-  textPaddr: 0x200000n,
-  textSize: 0x100000n,
-  dataBase: 1n << 40n,
-  withVmcoreinfo: true,
-};
+const LAYOUT = TWO_RUN_LAYOUT;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 

@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { MemdumpError, fromSystemError } from '../core/errors.js';
+import { type Digest, type HashResult, Hasher } from '../core/hasher.js';
+import type { Report } from '../core/report-schema.js';
+import { type AgeIdentity, VERSION_LINE } from '../crypto/age.js';
+import { decryptAge } from '../crypto/age-decrypt.js';
+import { type TransportCompression, compressionExtension, decompressStream, detectCompression } from '../sinks/decompress.js';
+import { FileSink } from '../sinks/file.js';
+import { StdoutSink } from '../sinks/stdout.js';
+import type { OutputSink } from '../sinks/types.js';
+import { type SignatureCheck, checkSignature, findReport } from './verify.js';
+
+const READ = 1 << 20;
+
+export interface UnpackResult {
+  input: string;
+  output: string;
+  layers: string[];
+  report: string | null;
+  /** MATCH: the container's hashes equal the report's; NO_REPORT: nothing to compare with (hashes shown). */
+  verdict: 'MATCH' | 'MISMATCH' | 'NO_REPORT';
+  stored: { expected: string | null; actual: string; ok: boolean } | null;
+  container: { bytes: string; digests: Partial<Record<Digest, string>>; checks: Record<string, { expected: string | null; ok: boolean }>; badWindows: number[] };
+  signature: SignatureCheck | null;
+}
+
+/** Layers from the report, else from the file's own magic (age header, then the decrypted stream's magic). */
+async function sniffLayers(input: string): Promise<('age' | TransportCompression)[]> {
+  const fh = await import('node:fs/promises').then((f) => f.open(input, 'r')).catch((e) => {
+    throw fromSystemError(e, `opening ${input}`);
+  });
+  try {
+    const head = Buffer.alloc(64);
+    const { bytesRead } = await fh.read(head, 0, 64, 0);
+    const h = head.subarray(0, bytesRead);
+    if (h.subarray(0, VERSION_LINE.length).toString('latin1') === VERSION_LINE) return ['age'];
+    const c = detectCompression(h);
+    return c ? [c] : [];
+  } finally {
+    await fh.close();
+  }
+}
+
+/** host.lime.gz.age → host.lime: the container's name once the layers are undone. */
+export function containerName(input: string, layers: readonly string[]): string {
+  let name = input;
+  for (const l of [...layers].reverse()) {
+    const ext = '.' + (l === 'age' ? 'age' : compressionExtension(l as TransportCompression));
+    if (name.endsWith(ext)) name = name.slice(0, -ext.length);
+  }
+  return name === input ? input + '.out' : name;
+}
+
+/**
+ * Undo the transport layers of IN (age, then gzip/zstd) into the container, streaming with bounded memory, and
+ * prove it: the stored bytes' SHA-256 and the container's digests and window hashes against the report.
+ */
+export async function unpack(o: { input: string; output?: string; identities: readonly AgeIdentity[]; report?: string; trustedKeys?: readonly string[]; onProgress?: (done: bigint) => void }): Promise<UnpackResult> {
+  const found = await findReport(o.input, o.report);
+  const r: Report | undefined = found?.report;
+  let layers = (r?.delivery?.layers ?? []) as ('age' | TransportCompression)[];
+  if (!r?.delivery) {
+    layers = await sniffLayers(o.input);
+  }
+  if (layers.length === 0) throw new MemdumpError('E_USAGE', `${o.input} is neither age-encrypted nor compressed (nothing to undo)`);
+  if (layers.includes('age') && o.identities.length === 0) throw new MemdumpError('E_USAGE', `${o.input} is age-encrypted: give the identity file with -i (age-keygen output)`);
+  const output = o.output ?? containerName(o.input, layers);
+  const signature = found ? await checkSignature(found.path, found.text, o.trustedKeys) : null;
+
+  const expected = r?.hashes ?? null;
+  const digests: Digest[] = expected ? (Object.keys(expected.digests).filter((k) => expected.digests[k as Digest]) as Digest[]) : ['md5', 'sha1', 'sha256'];
+  // the sink first: a refused output name must not leave hasher threads holding the process open
+  const sink: OutputSink = output === '-' ? new StdoutSink() : await FileSink.create(output);
+  const hasher = new Hasher({ digests, windowSize: expected ? BigInt(expected.window.size) : 0n, ...(expected?.window.digest ? { windowDigest: expected.window.digest as Digest } : {}) });
+  const storedHash = createHash('sha256');
+  let hash: HashResult;
+  try {
+    // stored bytes → [age] → [decompress] → hasher → sink
+    let read = 0n;
+    async function* stored(): AsyncGenerator<Buffer> {
+      const stream = createReadStream(o.input, { highWaterMark: READ });
+      try {
+        for await (const b of stream as AsyncIterable<Buffer>) {
+          storedHash.update(b);
+          read += BigInt(b.length);
+          o.onProgress?.(read);
+          yield b;
+        }
+      } catch (e) {
+        throw fromSystemError(e, `reading ${o.input}`);
+      }
+    }
+    let stream: AsyncIterable<Buffer> = stored();
+    let decrypting: Promise<unknown> = Promise.resolve();
+    let pipe: PassThrough | undefined;
+    if (layers[layers.length - 1] === 'age') {
+      const p = (pipe = new PassThrough({ highWaterMark: 4 * READ }));
+      const input = stream;
+      const put = (plain: Buffer): Promise<void> => {
+        if (p.destroyed) return Promise.reject(new MemdumpError('E_WRITE', 'the output stopped taking data'));
+        if (p.write(plain)) return Promise.resolve();
+        return new Promise((res, rej) => {
+          p.once('drain', res);
+          p.once('close', () => rej(new MemdumpError('E_WRITE', 'the output stopped taking data')));
+        });
+      };
+      decrypting = decryptAge(input, o.identities, put).then(
+        () => p.end(),
+        (e) => {
+          p.destroy(e);
+          throw e;
+        },
+      );
+      stream = p;
+    }
+    const compression = layers.find((l) => l !== 'age') as TransportCompression | undefined;
+    if (compression) stream = decompressStream(compression, stream);
+    const consuming = (async () => {
+      try {
+        for await (const b of stream) {
+          await hasher.update(b);
+          await sink.write(b);
+        }
+      } catch (e) {
+        // the decryptor waits on this side's demand: release it
+        pipe?.destroy();
+        throw e;
+      }
+    })();
+    await Promise.all([decrypting, consuming]);
+    hash = await hasher.digest();
+  } catch (e) {
+    await hasher.close().catch(() => undefined);
+    await sink.abort();
+    throw e;
+  }
+  const storedHex = storedHash.digest('hex');
+  const want = r?.delivery?.stored ?? null;
+  const checks: UnpackResult['container']['checks'] = {};
+  for (const d of digests) checks[d] = { expected: expected?.digests[d] ?? null, ok: !expected || expected.digests[d] === hash.digests[d] };
+  const badWindows: number[] = [];
+  if (expected) {
+    const n = Math.max(expected.window.hashes.length, hash.windows.length);
+    for (let i = 0; i < n; i++) if (expected.window.hashes[i] !== hash.windows[i]) badWindows.push(i);
+  }
+  const lengthOk = !expected || BigInt(expected.length) === hash.length;
+  const storedOk = !want || want.sha256 === storedHex;
+  const ok = lengthOk && storedOk && badWindows.length === 0 && Object.values(checks).every((c) => c.ok) && (!signature || signature.ok);
+  // the plaintext is authenticated by age either way; a disagreement with the report is kept for the analyst to see
+  const receipt = await sink.finish();
+  return {
+    input: o.input,
+    output: receipt.path,
+    layers,
+    report: found?.path ?? null,
+    verdict: expected ? (ok ? 'MATCH' : 'MISMATCH') : 'NO_REPORT',
+    stored: want ? { expected: want.sha256, actual: storedHex, ok: storedOk } : null,
+    container: { bytes: hash.length.toString(), digests: hash.digests, checks, badWindows },
+    signature,
+  };
+}
