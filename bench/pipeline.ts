@@ -17,7 +17,7 @@ export interface PipelineResult {
 }
 
 /** Memory-like content: runs of zeros, text, random and repeated bytes, in 64 MiB blocks varied per block. */
-function makeImage(path: string, bytes: number): void {
+export function makeImage(path: string, bytes: number): void {
   const block = 64 << 20;
   const p = new Prng(42);
   const base = Buffer.alloc(block);

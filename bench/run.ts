@@ -3,15 +3,19 @@
  * Targets (issue #2): pipeline ≥ 2.5× dc3dd and ≥ 0.9× md5sum with peak RSS ≤ 256 MiB; in a QEMU guest,
  * kcore acquisition ≥ 0.8× dd. Issue #3: `memdump process` of a 2 GiB process ≤ 0.5× gcore's wall time, target
  * stopped ≤ 0.5 s writing to /dev/null, peak RSS ≤ 256 MiB. Issue #5: `memdump image` to E01 ≥ 2× ewfacquire
- * deflate:fast and to raw with md5+sha256 ≥ 2.5× dc3dd. BENCH_ONLY=pipeline,snappy,guest,process,image selects entries.
+ * deflate:fast and to raw with md5+sha256 ≥ 2.5× dc3dd. Issue #4: 4 GiB over TLS on loopback into `memdump receive`
+ * with hashing on both sides against nc and socat+sha256sum, receiver peak RSS ≤ 256 MiB; transport compression
+ * (gzip vs zstd) throughput. BENCH_ONLY=pipeline,snappy,guest,process,image,delivery,compress selects entries.
  */
 import { benchPipeline } from './pipeline.js';
 import { benchSnappy } from './snappy.js';
 import { benchGuest } from './guest.js';
 import { benchProcess } from './process.js';
 import { benchImage } from './image.js';
+import { benchDelivery } from './delivery.js';
+import { benchCompress } from './compress.js';
 
-const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest,process,image').split(',');
+const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest,process,image,delivery,compress').split(',');
 const mib = (b: number, s: number) => (b / 2 ** 20 / s).toFixed(0);
 const verdict = (ok: boolean) => (ok ? 'meets target' : 'BELOW TARGET');
 
@@ -87,3 +91,22 @@ if (only.includes('image')) {
   const dd = sec('dc3dd');
   if (floor !== undefined && dd !== undefined) console.log(`${'best ratio any MD5-computing tool could reach (dc3dd / md5sum)'.padEnd(58)} ${(dd / floor).toFixed(2)}×`);
 }
+
+if (only.includes('delivery')) {
+  const r = await benchDelivery();
+  console.log(`\n## delivery: ${(r.bytes / 2 ** 30).toFixed(1)} GiB image over loopback, /dev/shm both ends; best of ${process.env.BENCH_RUNS ?? 2}`);
+  if (r.missing.length) console.log(`peers not installed: ${r.missing.join(', ')}`);
+  for (const x of r.rows) {
+    const rss = [x.senderRssMiB !== null ? `sender peak RSS ${x.senderRssMiB.toFixed(0)} MiB` : '', x.receiverRssMiB !== null ? `receiver peak RSS ${x.receiverRssMiB.toFixed(0)} MiB` : ''].filter(Boolean).join(', ');
+    console.log(`${x.name.padEnd(52)} ${x.seconds.toFixed(2)} s  ${mib(r.bytes, x.seconds).padStart(5)} MiB/s  ${rss}`);
+  }
+  const sec = (n: string) => r.rows.find((x) => x.name.startsWith(n))?.seconds;
+  const ratio = (label: string, ours: number | undefined, peer: number | undefined) => ours !== undefined && peer !== undefined && console.log(`${label.padEnd(64)} ${(peer / ours).toFixed(2)}×`);
+  ratio('throughput ratio memdump (sha256) / socat TLS + sha256sum both sides', sec('memdump acquire --to tls:// → receive (sha256)'), sec('socat'));
+  ratio('throughput ratio memdump (md5,sha1,sha256) / socat TLS + sha256sum', sec('memdump acquire --to tls:// → receive (md5'), sec('socat'));
+  ratio('throughput ratio memdump (sha256) / nc plain TCP', sec('memdump acquire --to tls:// → receive (sha256)'), sec('nc'));
+  const worst = Math.max(...r.rows.filter((x) => x.receiverRssMiB !== null).map((x) => x.receiverRssMiB!));
+  console.log(`receiver peak RSS ${worst.toFixed(0)} MiB (${verdict(worst <= 256)}: ≤ 256 MiB)`);
+}
+
+if (only.includes('compress')) await benchCompress();
