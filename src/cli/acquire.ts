@@ -9,7 +9,7 @@ import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { fmt } from '../pipeline/space.js';
 import { SOURCE_CHOICES, type SourceChoice, selectSource } from '../sources/select.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
-import { type DeliveryOpts, addDeliveryOptions, parseDeliveryOptions } from './delivery-options.js';
+import { type DeliveryOpts, addDeliveryOptions, describeDestination, parseDeliveryOptions } from './delivery-options.js';
 import { defaultSwapDir, printSwapTable } from './swap.js';
 import {
   type CaseOpts,
@@ -106,7 +106,7 @@ Examples:
     const delivery = parseDeliveryOptions(o, o.to, sig0.signal);
     if (o.to && o.includeSwap) throw new MemdumpError('E_USAGE', '--include-swap writes local images; with --to, send each swap area with memdump image instead');
     const output = o.to ?? o.output ?? defaultName(format.extension);
-    say(g, `acquiring ${fmt(selected.source.ranges.reduce((t, r) => t + r.end - r.start, 0n))} from ${selected.source.kind} (${selected.source.path}) to ${o.to ? o.to.replace(/\?.*$/, '') : outputPath(output, format, layerSuffix(layersOf(delivery)))} as ${format.name}`);
+    say(g, `acquiring ${fmt(selected.source.ranges.reduce((t, r) => t + r.end - r.start, 0n))} from ${selected.source.kind} (${selected.source.path}) to ${o.to ? describeDestination(o.to) : outputPath(output, format, layerSuffix(layersOf(delivery)))} as ${format.name}`);
     const sig = abortOnSignals();
     sig.signal.addEventListener('abort', () => sig0.abort(), { once: true });
     try {

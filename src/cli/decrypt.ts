@@ -20,10 +20,10 @@ export function registerDecrypt(program: Command, globals: () => GlobalOptions, 
       `
 Examples:
   memdump decrypt host.lime.age -i analyst.key            # → host.lime, MD5/SHA-1/SHA-256 checked against the report
-  memdump decrypt host.lime.gz.age -i analyst.key -o -    # to standard output (e.g. into volatility)
+  memdump decrypt host.lime.gz.age - -i analyst.key       # to standard output (the verdict goes to stderr)
   memdump decrypt host.lime.gz                            # compression only: no identity needed
 The output is written 0600 as OUTPUT.partial and published only when the whole input decrypted; a file that fails
-to decrypt (altered, truncated, wrong identity) exits 15 and leaves only the .partial.`,
+to decrypt (altered, truncated, wrong identity) exits 15 and leaves no output (run it again with the right -i).`,
     )
     .action(async (input: string, output: string | undefined, o: { identity: string[]; report?: string; trustedKey: string[] }) => {
       const g = globals();
@@ -39,7 +39,9 @@ to decrypt (altered, truncated, wrong identity) exits 15 and leaves only the .pa
       }
       const trusted = o.trustedKey.map((k) => (/^sha256:[0-9a-f]{64}$/i.test(k) ? k.toLowerCase() : readFileSync(k, 'utf8')));
       const r = await unpack({ input, ...(output ? { output } : {}), identities, ...(o.report ? { report: o.report } : {}), ...(trusted.length ? { trustedKeys: trusted } : {}) });
-      if (g.json) process.stdout.write(JSON.stringify(r) + '\n');
+      // stdout may carry the container itself
+      const say = output === '-' ? process.stderr : process.stdout;
+      if (g.json) say.write(JSON.stringify(r) + '\n');
       else {
         const lines = [`${r.verdict}: ${escapeControl(r.input)} → ${escapeControl(r.output)} (${r.layers.join(' + ')} undone, ${r.container.bytes} bytes)`];
         if (r.stored) lines.push(`  stored  sha256 ${r.stored.actual}${r.stored.ok ? '  ok' : `  MISMATCH (report: ${r.stored.expected})`}`);
@@ -50,8 +52,7 @@ to decrypt (altered, truncated, wrong identity) exits 15 and leaves only the .pa
         if (r.container.badWindows.length) lines.push(`  ${r.container.badWindows.length} window hash(es) differ, first #${r.container.badWindows[0]}`);
         if (r.signature) lines.push(r.signature.ok ? `  report signature ok: ${r.signature.keyId}${r.signature.trusted ? ' (trusted key)' : ''}` : `  report signature FAILED: ${escapeControl(r.signature.error ?? '')}`);
         if (!r.report) lines.push('  no report found: nothing compared (the hashes above are of the container written)');
-        // stdout may carry the container itself
-        (output === '-' ? process.stderr : process.stdout).write(lines.join('\n') + '\n');
+        say.write(lines.join('\n') + '\n');
       }
       if (r.verdict === 'MISMATCH') setExit(11);
     });

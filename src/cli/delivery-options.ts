@@ -27,6 +27,11 @@ export interface DeliveryOpts {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** A destination as it may be printed or logged: a pre-signed URL's query string is a credential. */
+export function describeDestination(s: string): string {
+  return /^https?:\/\//i.test(s) && s.includes('?') ? s.slice(0, s.indexOf('?')) + '?[signature not shown]' : s;
+}
+
 /** A destination that is not a local path: tls://, https:// (http:// with --allow-http), s3-presigned:MANIFEST. */
 export function isRemoteSpec(s: string): boolean {
   return /^(tls|https?):\/\//i.test(s) || s.startsWith('s3-presigned:');
@@ -92,7 +97,7 @@ export function parseDeliveryOptions(o: DeliveryOpts, destination: string | unde
     if (!isRemoteSpec(destination)) throw new MemdumpError('E_USAGE', `--to: "${destination}" is not tls://HOST:PORT, https://URL or s3-presigned:MANIFEST.json (for a local file use -o)`);
     remote = { spec: destination, open: targetOpener(destination, o, signal) };
   } else {
-    for (const [v, flag] of [[o.pin, '--pin'], [o.token ?? o.tokenFile, '--token'], [o.clientCert, '--client-cert'], [o.ca, '--ca'], [o.allowHttp, '--allow-http']] as const) {
+    for (const [v, flag] of [[o.pin, '--pin'], [o.token ?? o.tokenFile, '--token'], [o.clientCert, '--client-cert'], [o.clientKey, '--client-key'], [o.ca, '--ca'], [o.allowHttp, '--allow-http']] as const) {
       if (v) throw new MemdumpError('E_USAGE', `${flag} applies to network delivery only (--to)`);
     }
   }
@@ -106,7 +111,12 @@ function targetOpener(spec: string, o: DeliveryOpts, signal: AbortSignal | undef
   if (/^tls:\/\//i.test(spec)) {
     if (!o.pin) throw new MemdumpError('E_USAGE', 'tls:// needs --pin sha256/BASE64 (memdump receive --init prints it): without it anyone on the path could pose as the receiver');
     const { host, port } = TlsTarget.parseUrl(spec);
-    const token = tokenOf(o);
+    for (const [v, flag] of [[o.ca, '--ca'], [o.allowHttp, '--allow-http']] as const) {
+      if (v) throw new MemdumpError('E_USAGE', `${flag} applies to https:// and s3-presigned: only; tls:// trusts the receiver by --pin`);
+    }
+    if (o.clientCert && (o.token || o.tokenFile)) throw new MemdumpError('E_USAGE', 'give one credential: a token or a client certificate');
+    // a token in the environment must not silently replace the client certificate the command line names
+    const token = o.clientCert ? undefined : tokenOf(o);
     if (!token && !o.clientCert) throw new MemdumpError('E_USAGE', 'tls:// needs --token-file FILE (or --token, $MEMDUMP_TOKEN) or --client-cert/--client-key: the receiver accepts no anonymous uploads');
     if (!!o.clientCert !== !!o.clientKey) throw new MemdumpError('E_USAGE', '--client-cert and --client-key go together');
     const clientCert = o.clientCert ? readText(o.clientCert, '--client-cert') : undefined;
@@ -123,7 +133,7 @@ function targetOpener(spec: string, o: DeliveryOpts, signal: AbortSignal | undef
         ...(signal ? { signal } : {}),
       });
   }
-  for (const [v, flag] of [[o.pin, '--pin'], [o.token ?? o.tokenFile, '--token'], [o.clientCert, '--client-cert']] as const) {
+  for (const [v, flag] of [[o.pin, '--pin'], [o.token ?? o.tokenFile, '--token'], [o.clientCert, '--client-cert'], [o.clientKey, '--client-key']] as const) {
     if (v) throw new MemdumpError('E_USAGE', `${flag} applies to tls:// delivery only`);
   }
   if (spec.startsWith('s3-presigned:')) return () => S3PresignedTarget.fromManifest(spec.slice('s3-presigned:'.length), web);

@@ -4,7 +4,7 @@ import { parseCoredumpFilter } from '../sources/core-filter.js';
 import { dumpProcess } from '../pipeline/process-dump.js';
 import { assertProcess, parseStat, readText } from '../sources/proc-info.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
-import { type DeliveryOpts, addDeliveryOptions, parseDeliveryOptions } from './delivery-options.js';
+import { type DeliveryOpts, addDeliveryOptions, describeDestination, parseDeliveryOptions } from './delivery-options.js';
 import { type CaseOpts, type HashOpts, addCaseOptions, addDiskGuardOption, addHashOptions, caseFieldsOf, parseDiskGuard, parseHashOptions, printJobResult } from './shared-options.js';
 
 interface ProcessOpts extends HashOpts, CaseOpts, DeliveryOpts {
@@ -71,7 +71,7 @@ Examples:
     const dial = new AbortController();
     const delivery = parseDeliveryOptions(o, o.to, dial.signal);
     const output = o.to ?? o.output ?? (await processName(pid, 'core'));
-    say(g, `dumping process ${pid} to ${output}${o.freeze ? ' (threads held for the copy)' : ' (not frozen)'}`);
+    say(g, `dumping process ${pid} to ${describeDestination(output)}${o.freeze ? ' (threads held for the copy)' : ' (not frozen)'}`);
     const sig = abortOnSignals();
     sig.signal.addEventListener('abort', () => dial.abort(), { once: true });
     try {

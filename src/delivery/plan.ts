@@ -50,10 +50,11 @@ export function assertLayersFit(p: DeliveryPlan | undefined, container: string):
  * Wrap the destination in the transport layers. The returned sink takes container bytes; `stored` sees what the
  * destination gets (after compression and encryption) and hashes it for the report and the receiver's check.
  */
-export async function wrapLayers(base: OutputSink, p: DeliveryPlan | undefined, container: string): Promise<{ sink: OutputSink; stored: StoredDigestSink | undefined }> {
+export async function wrapLayers(base: OutputSink, p: DeliveryPlan | undefined, container: string, containerHasSha256: boolean): Promise<{ sink: OutputSink; stored: StoredDigestSink | undefined }> {
   assertLayersFit(p, container);
-  // a plain local file needs none of it, and must keep the sink's newSegment() (E01 segment sets, --split)
-  if (!p?.remote && layersOf(p).length === 0) return { sink: base, stored: undefined };
+  // without layers the stored bytes are the container: its SHA-256 (computed anyway, off-thread) says it all, and a
+  // plain local file must keep the sink's newSegment() (E01 segment sets, --split)
+  if (layersOf(p).length === 0 && (!p?.remote || containerHasSha256)) return { sink: base, stored: undefined };
   const stored = new StoredDigestSink(base);
   let sink: OutputSink = stored;
   if (p && p.recipients.length) sink = await AgeEncryptSink.create(sink, p.recipients);

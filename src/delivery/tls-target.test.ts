@@ -3,6 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { expectCode, expectCodeAsync } from '../../test/helpers/expect-code.js';
 import { pki, startRig } from '../../test/security/harness.js';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:tls';
 import { TlsTarget } from './tls-target.js';
 
 test('parseUrl: tls://host:port and tls://[v6]:port only', () => {
@@ -76,4 +78,15 @@ test('an AbortSignal interrupts the connection', async (t) => {
   await tt.close();
   for (let i = 0; i < 300 && rig.records.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(rig.records[0]?.status, 'INCOMPLETE');
+});
+
+test('a receiver with the pinned key that never answers fails the sender with E_REMOTE, not a hang', async (t) => {
+  const p = pki();
+  // the right key, TLS 1.3, reads everything and says nothing (a hung or tarpitting collector)
+  const server = createServer({ key: p.server.keyPem, cert: p.server.certPem, minVersion: 'TLSv1.3' }, (s) => s.on('data', () => undefined));
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const e = await expectCodeAsync(TlsTarget.connect({ host: '127.0.0.1', port, pin: p.pin, token: 'mdt_0000000000000000_' + 'A'.repeat(43), answerTimeoutMs: 500 }), 'E_REMOTE');
+  assert.match(e.message, /did not answer within/);
 });

@@ -4,7 +4,7 @@ import { MemdumpError } from '../core/errors.js';
 import { escapeControl } from '../core/escape.js';
 import { toolIdentity } from '../core/host.js';
 import { hostname } from 'node:os';
-import { FROM_RECEIVER, FrameDecoder, MAGIC, MAX_DATA, PROTOCOL_VERSION, T, byteCount, dataHeader, encodeFrame, type Frame } from '../receiver/frame.js';
+import { FROM_RECEIVER, FrameDecoder, HEADER_BYTES, MAGIC, MAX_DATA, PROTOCOL_VERSION, T, byteCount, encodeFrame, typeName, type Frame } from '../receiver/frame.js';
 import type { OutputSink, Receipt } from '../sinks/types.js';
 import type { RemoteTarget, SideRole, UploadMeta } from './types.js';
 
@@ -21,12 +21,19 @@ export interface TlsConnectOptions {
   signal?: AbortSignal;
   /** Case to ask for; the credential decides, a different one is refused. */
   case?: string;
+  /** How long the receiver may take to answer HELLO/OPEN (default 60 s; tests shorten it). */
+  answerTimeoutMs?: number;
 }
 
 const PIN = /^sha256\/([A-Za-z0-9+/]{43}=)$/;
 /** DATA frames are well under the 1 MiB cap so a frame in flight never dominates memory. */
 const CHUNK = Math.min(256 << 10, MAX_DATA);
+/** Frame buffers in flight at most (8 MiB): two of the pipeline's 4 MiB chunks. */
+const FRAME_BUFFERS = 32;
 const CONNECT_TIMEOUT_MS = 30_000;
+/** How long the receiver may take to answer HELLO or OPEN, and to confirm a finished file (after its fsync). */
+const ANSWER_TIMEOUT_MS = 60_000;
+const RESULT_TIMEOUT_MS = 600_000;
 
 function refusal(j: Record<string, unknown>): MemdumpError {
   const code = j['code'] === 'E_AUTH' || j['code'] === 'E_LIMIT' ? j['code'] : 'E_REMOTE';
@@ -96,6 +103,7 @@ export class TlsTarget implements RemoteTarget {
       ...(opts.clientCert !== undefined ? { cert: opts.clientCert, key: opts.clientKey } : {}),
     });
     const t = new TlsTarget(socket, opts.host, opts.port);
+    if (opts.answerTimeoutMs !== undefined) t.answerTimeoutMs = opts.answerTimeoutMs;
     const onAbort = () => socket.destroy(new MemdumpError('E_INTERRUPTED', 'delivery interrupted'));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -195,20 +203,60 @@ export class TlsTarget implements RemoteTarget {
 
   // --- used by the evidence sink ---
 
-  /** A copy goes to the socket: the caller may reuse `buf` as soon as this resolves. */
+  /**
+   * The caller may reuse `buf` as soon as this resolves, so each frame is copied into one of a fixed set of frame
+   * buffers (header + payload), which returns to the set when the socket's write callback says it is done with it.
+   * A fresh buffer per frame (Buffer.concat) cost a third of the sender's main thread at loopback speed in
+   * allocation, page faults and GC; waiting for each write instead stalled the pipeline.
+   */
   async sendData(buf: Buffer): Promise<void> {
     for (let off = 0; off < buf.length; off += CHUNK) {
-      const part = buf.subarray(off, Math.min(buf.length, off + CHUNK));
+      const n = Math.min(CHUNK, buf.length - off);
       this.throwIfFailed();
-      const ok = this.socket.write(Buffer.concat([dataHeader(part.length), part]));
+      const frame = await this.frameBuffer();
+      frame[0] = T.DATA;
+      frame.writeUInt32BE(n, 1);
+      buf.copy(frame, HEADER_BYTES, off, off + n);
+      const ok = this.socket.write(frame.subarray(0, HEADER_BYTES + n), () => this.releaseFrame(frame));
       this.lastSent = Date.now();
       if (!ok) await this.drain();
     }
   }
 
+  private readonly idleFrames: Buffer[] = [];
+  private framesMade = 0;
+  private frameWaiter: (() => void) | undefined;
+
+  private async frameBuffer(): Promise<Buffer> {
+    for (;;) {
+      const f = this.idleFrames.pop();
+      if (f) return f;
+      if (this.framesMade < FRAME_BUFFERS) {
+        this.framesMade++;
+        return Buffer.allocUnsafeSlow(HEADER_BYTES + CHUNK);
+      }
+      await new Promise<void>((res) => {
+        this.frameWaiter = res;
+        this.wakers.add(res);
+      });
+      this.throwIfFailed();
+    }
+  }
+
+  private releaseFrame(frame: Buffer): void {
+    this.idleFrames.push(frame);
+    const w = this.frameWaiter;
+    this.frameWaiter = undefined;
+    if (w) {
+      this.wakers.delete(w);
+      w();
+    }
+  }
+
   async end(bytes: bigint, sha256: string): Promise<Record<string, unknown>> {
     this.sendFrame(encodeFrame(T.END, { bytes: bytes.toString(), sha256 }));
-    const r = await this.expect([T.RESULT]);
+    // the receiver fsyncs and publishes before it answers: a big file on a slow disk takes a while
+    const r = await this.expect([T.RESULT], RESULT_TIMEOUT_MS);
     return r.type === T.DATA ? {} : r.json;
   }
 
@@ -273,9 +321,26 @@ export class TlsTarget implements RemoteTarget {
     this.pinger.unref();
   }
 
-  private expect(types: number[]): Promise<Frame> {
+  /**
+   * The next frame of one of these types. A receiver that holds the right key but stops answering (hung, or a
+   * deliberate tarpit) must not hang a fleet job forever: past the deadline the connection fails with E_REMOTE.
+   */
+  private answerTimeoutMs = ANSWER_TIMEOUT_MS;
+
+  private expect(types: number[], deadlineMs = this.answerTimeoutMs): Promise<Frame> {
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => (this.waiter = { types: new Set(types), resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.setFailure(new MemdumpError('E_REMOTE', `${this.describe} did not answer within ${Math.round(deadlineMs / 1000)} s (waiting for ${types.map(typeName).join('/')})`));
+        this.socket.destroy();
+      }, deadlineMs);
+      timer.unref();
+      const done = <T,>(f: (v: T) => void) => (v: T) => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.waiter = { types: new Set(types), resolve: done(resolve), reject: done(reject) };
+    });
   }
 
   private onData(d: Buffer): void {
@@ -354,9 +419,14 @@ class TlsEvidenceSink implements OutputSink {
   async finish(): Promise<Receipt> {
     this.done = true;
     this.t.throwIfFailed();
-    const res = await this.t.end(this.pos, this.hash.digest('hex'));
+    const sha256 = this.hash.digest('hex');
+    const res = await this.t.end(this.pos, sha256);
     if (res['status'] !== 'COMPLETE') {
       throw new MemdumpError('E_REMOTE', `the receiver kept the upload as INCOMPLETE: ${escapeControl(String(res['reason'] ?? 'no reason given'))}`, { details: { result: res } });
+    }
+    // the receiver's own count and digest of what it wrote must be ours: a COMPLETE alone is only its word
+    if (res['sha256'] !== sha256 || res['bytes'] !== this.pos.toString()) {
+      throw new MemdumpError('E_REMOTE', `the receiver says COMPLETE but reports ${escapeControl(String(res['bytes']))} bytes / SHA-256 ${escapeControl(String(res['sha256']))}, not the ${this.pos} bytes / ${sha256} sent`, { details: { result: res } });
     }
     return { path: this.describe, bytes: this.pos, complete: true };
   }

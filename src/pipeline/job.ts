@@ -217,7 +217,7 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     }
     if (o.format.name === 'e01' && media.segmentBytes) warnings.push('E01 sent over the network is one segment file, which may exceed --segment-size');
   } else base = await openSink(o, out, media, warnings);
-  const { sink, stored } = await wrapLayers(base, o.delivery, o.format.name).catch(async (e) => {
+  const { sink, stored } = await wrapLayers(base, o.delivery, o.format.name, o.digests.includes('sha256')).catch(async (e) => {
     await base.abort().catch(() => undefined);
     await target?.close().catch(() => undefined);
     throw e;
@@ -294,15 +294,17 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     }
   } else if (o.context && remote) warnings.push('the volatile context directory (iomem, kallsyms, modules, …) is not sent over the network; its facts that matter are in this report');
 
-  const delivery: DeliveryReport | undefined = stored
-    ? {
-        target: target ? target.describe : toStdout ? 'stdout' : 'file',
-        layers,
-        recipients: (o.delivery?.recipients ?? []).map((x) => x.text),
-        stored: { bytes: stored.stored().bytes.toString(), sha256: stored.stored().sha256 },
-        remote: target ? { evidence: r.path, sides } : null,
-      }
-    : undefined;
+  const storedFacts = stored ? stored.stored() : { bytes: copy.hash?.length ?? r.bytes, sha256: copy.hash?.digests.sha256 ?? null };
+  const delivery: DeliveryReport | undefined =
+    layers.length > 0 || target
+      ? {
+          target: target ? target.describe : toStdout ? 'stdout' : 'file',
+          layers,
+          recipients: (o.delivery?.recipients ?? []).map((x) => x.text),
+          stored: { bytes: storedFacts.bytes.toString(), sha256: storedFacts.sha256 },
+          remote: target ? { evidence: r.path, sides } : null,
+        }
+      : undefined;
 
   const report = buildReport({
     command: o.command,
@@ -328,8 +330,8 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
     delivery,
   });
 
-  const reportPath = await deliverReport(o, report, { out, toStdout, target, signKey });
-  const exitCode = copy.status === 'COMPLETE' ? 0 : (ERROR_EXIT[copy.failure!.code] ?? 1);
+  const { path: reportPath, lost } = await deliverReport(o, report, { out, toStdout, target, signKey });
+  const exitCode = copy.status !== 'COMPLETE' ? (ERROR_EXIT[copy.failure!.code] ?? 1) : lost ? (ERROR_EXIT[lost] ?? 1) : 0;
   return { report, reportPath, exitCode };
 }
 
@@ -347,7 +349,7 @@ async function putSide(target: RemoteTarget, role: SideRole, data: Buffer, warni
  * The report, its log and its signature: beside the file; for stdout to --report or stderr; for a network target
  * to the far side (and to --report too when given). Whatever fails, the report reaches stderr rather than being lost.
  */
-async function deliverReport(o: JobOptions, report: Report, w: { out: string; toStdout: boolean; target: RemoteTarget | undefined; signKey: DeliveryPlan['signKey'] }): Promise<string | undefined> {
+async function deliverReport(o: JobOptions, report: Report, w: { out: string; toStdout: boolean; target: RemoteTarget | undefined; signKey: DeliveryPlan['signKey'] }): Promise<{ path: string | undefined; lost: 'E_REMOTE' | 'E_WRITE' | undefined }> {
   const text = serializeReport(report);
   const sig = w.signKey ? signReport(Buffer.from(text), w.signKey) : undefined;
   const writeLocal = async (path: string, log: boolean) => {
@@ -370,22 +372,23 @@ async function deliverReport(o: JobOptions, report: Report, w: { out: string; to
       }
       for (const p of problems) process.stderr.write(`memdump: ${p}\n`);
       if (o.reportPath) await writeLocal(o.reportPath, false);
-      else if (!remotePath) process.stderr.write(`memdump: ${w.target.describe} holds the evidence only; here is the report:\n${text}`);
-      return remotePath ?? o.reportPath;
+      else if (!remotePath) process.stderr.write(`memdump: ${w.target.describe} ${problems.length ? 'did not take the report' : 'holds the evidence only'}; here is the report:\n${text}${sig ? `signature (${REPORT_SUFFIX}${SIGNATURE_SUFFIX}):\n${sig}` : ''}`);
+      // the evidence arrived but its report, log or signature did not: a fleet job must not count that as success
+      return { path: remotePath ?? o.reportPath, lost: problems.length > 0 ? 'E_REMOTE' : undefined };
     }
     if (w.toStdout) {
       if (o.reportPath) {
         await writeLocal(o.reportPath, false);
-        return o.reportPath;
+        return { path: o.reportPath, lost: undefined };
       }
       process.stderr.write(text);
-      return undefined;
+      return { path: undefined, lost: undefined };
     }
     await writeLocal(w.out + REPORT_SUFFIX, true);
-    return w.out + REPORT_SUFFIX;
+    return { path: w.out + REPORT_SUFFIX, lost: undefined };
   } catch (e) {
     // a full disk must not cost the record of what happened: the report goes to stderr instead
     process.stderr.write(`memdump: could not write the report (${(e as Error).message}); here it is:\n${text}${sig ? `signature:\n${sig}` : ''}`);
-    return undefined;
+    return { path: undefined, lost: 'E_WRITE' };
   }
 }

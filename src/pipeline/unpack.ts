@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { MemdumpError, fromSystemError } from '../core/errors.js';
 import { type Digest, type HashResult, Hasher } from '../core/hasher.js';
@@ -67,7 +68,11 @@ export async function unpack(o: { input: string; output?: string; identities: re
   if (layers.length === 0) throw new MemdumpError('E_USAGE', `${o.input} is neither age-encrypted nor compressed (nothing to undo)`);
   if (layers.includes('age') && o.identities.length === 0) throw new MemdumpError('E_USAGE', `${o.input} is age-encrypted: give the identity file with -i (age-keygen output)`);
   const output = o.output ?? containerName(o.input, layers);
-  const signature = found ? await checkSignature(found.path, found.text, o.trustedKeys) : null;
+  const signature = found
+    ? await checkSignature(found.path, found.text, o.trustedKeys)
+    : o.trustedKeys?.length
+      ? { path: o.input + '.report.json.sig', keyId: null, trusted: false, ok: false, error: 'no report found, so no signature to check (--trusted-key asks for one)' }
+      : null;
 
   const expected = r?.hashes ?? null;
   const digests: Digest[] = expected ? (Object.keys(expected.digests).filter((k) => expected.digests[k as Digest]) as Digest[]) : ['md5', 'sha1', 'sha256'];
@@ -133,7 +138,9 @@ export async function unpack(o: { input: string; output?: string; identities: re
     hash = await hasher.digest();
   } catch (e) {
     await hasher.close().catch(() => undefined);
-    await sink.abort();
+    // derived data, and the input is still there: a .partial would only block the retry with the right identity
+    const receipt = await sink.abort();
+    if (receipt.partialPath) await unlink(receipt.partialPath).catch(() => undefined);
     throw e;
   }
   const storedHex = storedHash.digest('hex');
@@ -155,7 +162,7 @@ export async function unpack(o: { input: string; output?: string; identities: re
     output: receipt.path,
     layers,
     report: found?.path ?? null,
-    verdict: expected ? (ok ? 'MATCH' : 'MISMATCH') : 'NO_REPORT',
+    verdict: expected ? (ok ? 'MATCH' : 'MISMATCH') : signature && !signature.ok ? 'MISMATCH' : 'NO_REPORT',
     stored: want ? { expected: want.sha256, actual: storedHex, ok: storedOk } : null,
     container: { bytes: hash.length.toString(), digests: hash.digests, checks, badWindows },
     signature,

@@ -64,6 +64,9 @@ test('acquire --recipient --compress gzip --sign-key: host.lime.gz.age that age+
   assert.equal(vr.signature.ok, true);
   assert.equal(vr.signature.trusted, true);
   assert.equal((await runCli(['verify', stored, '--trusted-key', k.otherPub])).code, 11, 'signed by another key than the trusted one');
+  const info = await runCli(['info', stored]);
+  assert.equal(info.code, 8);
+  assert.match(info.stderr, /age-encrypted: undo it first with memdump decrypt/);
   // decrypt: the container, checked against every digest and window of the report
   const d = await runCli(['decrypt', stored, '-i', k.identity, '--json']);
   assert.equal(d.code, 0, d.stderr);
@@ -106,6 +109,7 @@ test('an edited report fails verification; altered or truncated ciphertext fails
   assert.equal(d.code, 15, d.stderr);
   assert.match(d.stderr, /E_DECRYPT/);
   assert.ok(!existsSync(join(dir, 'bad.lime')), 'nothing published from a failed decryption');
+  assert.ok(!existsSync(join(dir, 'bad.lime.partial')));
   // truncated: the last chunk is missing
   const cut = join(dir, 'cut.lime.age');
   writeFileSync(cut, cipher.subarray(0, cipher.length - 70000));
@@ -115,6 +119,8 @@ test('an edited report fails verification; altered or truncated ciphertext fails
   const wrong = join(dir, 'wrong.key');
   execFileSync('age-keygen', ['-o', wrong], { stdio: 'pipe' });
   assert.equal((await runCli(['decrypt', stored, join(dir, 'w.lime'), '-i', wrong])).code, 15);
+  assert.ok(!existsSync(join(dir, 'w.lime.partial')), 'a failed decryption leaves nothing that blocks the retry');
+  assert.equal((await runCli(['decrypt', stored, join(dir, 'w.lime'), '-i', k.identity])).code, 0, 'the retry with the right identity works');
 });
 
 test('ssh-style pipe: -o - -q carries only the evidence on stdout and only the report on stderr, encrypted or not', async (t) => {
@@ -136,6 +142,9 @@ test('ssh-style pipe: -o - -q carries only the evidence on stdout and only the r
   assert.equal(d.code, 0, d.stderr);
   assert.ok(d.stdout.equals(readFileSync(lime)), 'decrypt to stdout');
   assert.match(d.stderr, /^MATCH/);
+  const dj = await runCli(['--json', 'decrypt', aged, '-', '-i', k.identity]);
+  assert.ok(dj.stdout.equals(readFileSync(lime)), 'with --json the verdict still stays off stdout');
+  assert.equal(JSON.parse(dj.stderr).verdict, 'MATCH');
 });
 
 test('usage errors are caught before anything is read', async (t) => {
