@@ -37,6 +37,17 @@ Files land in EVIDENCE/<case>/<host>-<UTC time>-<random>.<ext>, never under a na
 NAME.upload.json record. An upload is COMPLETE (published) only when the byte count and SHA-256 match the sender's;
 otherwise NAME.partial stays and the record says INCOMPLETE and why.
 
+Limits against hostile or broken peers (all refusals are coded; the receiver keeps serving):
+  --max-connections N      authenticated sessions at once (default 64); unauthenticated connections are counted
+                           apart (at most N of them), so a flood of silent peers cannot take a sender's slot
+  --max-preauth-per-ip N   connections from one address that have not authenticated yet (default 32); more are
+                           dropped before the TLS handshake
+  --handshake-timeout D    the TLS handshake must finish within D (default 5s); then HELLO within --pre-auth-timeout
+  --min-rate SIZE          after --min-rate-grace (default 60s) an upload must average SIZE per second (default
+                           64K; 0 turns it off), so a trickling sender cannot hold a session for ever
+  Before authentication only HELLO and PING frames are accepted; JSON frames are capped at 16 KiB, 8 levels of
+  nesting and 256 keys; sender strings echoed in messages are cut to 64 characters and escaped.
+
 Examples:
   memdump receive --init /srv/memdump-rx --hosts collector.lab,10.0.0.5
   memdump receive --state /srv/memdump-rx --issue-token --case IR-2291 --expires 8h
@@ -66,6 +77,16 @@ interface ReceiveOpts {
   idleTimeout: string;
   preAuthTimeout: string;
   maxConnections: string;
+  maxPreauthPerIp: string;
+  handshakeTimeout: string;
+  minRate: string;
+  minRateGrace: string;
+}
+
+function intOption(v: string, name: string, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new MemdumpError('E_USAGE', `${name} "${escapeControl(v)}" must be 1..${max}`);
+  return n;
 }
 
 function parseListen(s: string): { host: string; port: number } {
@@ -128,7 +149,16 @@ function printRecord(g: GlobalOptions, r: UploadRecord): void {
   }
 }
 
+/** A bug must cost one connection, never the receiver and the uploads running beside it. */
+function logInternal(e: unknown): void {
+  const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  process.stderr.write(escapeControl(`memdump receive: internal error in one connection (closed; still serving): ${what.slice(0, 500)}`) + '\n');
+}
+
 async function serve(o: ReceiveOpts, g: GlobalOptions): Promise<void> {
+  // the last line of defence: sessions catch their own failures, but a rejection that escapes one must not end
+  // the process (Node's default) while other senders are mid-upload
+  process.on('unhandledRejection', (e) => logInternal(e));
   if (!o.dir || !o.listen) throw new MemdumpError('E_USAGE', 'serving needs --dir EVIDENCE and --listen HOST:PORT (or use --init / --issue-token …)');
   const { host, port } = parseListen(o.listen);
   const st = o.state ? resolve(o.state) : undefined;
@@ -153,12 +183,13 @@ async function serve(o: ReceiveOpts, g: GlobalOptions): Promise<void> {
     ...(o.maxBytes !== undefined ? { maxBytes: parseSize(o.maxBytes, '--max-bytes') } : {}),
     idleTimeoutMs: parseDuration(o.idleTimeout, '--idle-timeout'),
     preAuthTimeoutMs: parseDuration(o.preAuthTimeout, '--pre-auth-timeout'),
-    maxConnections: (() => {
-      const n = Number(o.maxConnections);
-      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new MemdumpError('E_USAGE', `--max-connections "${o.maxConnections}" must be 1..65535`);
-      return n;
-    })(),
+    maxConnections: intOption(o.maxConnections, '--max-connections', 65535),
+    maxPreauthPerIp: intOption(o.maxPreauthPerIp, '--max-preauth-per-ip', 65535),
+    handshakeTimeoutMs: parseDuration(o.handshakeTimeout, '--handshake-timeout'),
+    minRate: o.minRate === '0' ? 0 : Number(parseSize(o.minRate, '--min-rate')),
+    minRateGraceMs: parseDuration(o.minRateGrace, '--min-rate-grace'),
     onUpload: (r) => printRecord(g, r),
+    onInternalError: (e) => logInternal(e),
   });
   const pin = spkiPin(cert);
   const where = `${rcv.host.includes(':') ? `[${rcv.host}]` : rcv.host}:${rcv.port}`;
@@ -213,7 +244,11 @@ export function registerReceive(program: Command, globals: () => GlobalOptions, 
     .option('--max-bytes <size>', 'largest evidence upload accepted (e.g. 512G); larger ones stop INCOMPLETE')
     .option('--idle-timeout <duration>', 'drop a connection with no complete frame for this long', '120s')
     .option('--pre-auth-timeout <duration>', 'TLS handshake, and then authentication, each within this', '10s')
-    .option('--max-connections <n>', 'concurrent connections; more are refused', '64')
+    .option('--max-connections <n>', 'concurrent authenticated sessions; more are refused', '64')
+    .option('--max-preauth-per-ip <n>', 'connections per source address not yet authenticated; more are dropped (senders retry)', '32')
+    .option('--handshake-timeout <duration>', 'TLS handshake within this', '5s')
+    .option('--min-rate <size>', 'after --min-rate-grace an upload must average this per second (0: no floor)', '64K')
+    .option('--min-rate-grace <duration>', 'how long an upload may run before --min-rate applies', '60s')
     .addHelpText('after', HELP)
     .action(async (o: ReceiveOpts) => {
       const g = globals();

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { expectCode, expectCodeAsync } from '../../test/helpers/expect-code.js';
 import { pki, startRig } from '../../test/security/harness.js';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { createServer } from 'node:tls';
 import { TlsTarget } from './tls-target.js';
 
@@ -89,4 +89,16 @@ test('a receiver with the pinned key that never answers fails the sender with E_
   const port = (server.address() as AddressInfo).port;
   const e = await expectCodeAsync(TlsTarget.connect({ host: '127.0.0.1', port, pin: p.pin, token: 'mdt_0000000000000000_' + 'A'.repeat(43), answerTimeoutMs: 500 }), 'E_REMOTE');
   assert.match(e.message, /did not answer within/);
+});
+
+test('a connection dropped before authentication (a collector\'s per-address cap) is retried; nothing had been sent', async (t) => {
+  const rig = await startRig(t, { maxPreauthPerIp: 1, handshakeTimeoutMs: 400 });
+  // one silent peer from the same address holds the only pre-authentication place until its handshake times out
+  const squatter = netConnect(rig.port, '127.0.0.1');
+  t.after(() => squatter.destroy());
+  await new Promise((r) => squatter.once('connect', r));
+  await new Promise((r) => setTimeout(r, 50));
+  await expectCodeAsync(TlsTarget.connect({ host: '127.0.0.1', port: rig.port, pin: rig.pin, token: rig.token, attempts: 1 }), 'E_PROTOCOL');
+  const tt = await TlsTarget.connect({ host: '127.0.0.1', port: rig.port, pin: rig.pin, token: rig.token, backoffMs: 200 });
+  await tt.close();
 });

@@ -86,7 +86,27 @@ export class TlsTarget implements RemoteTarget {
     return { host: (m[1] ?? m[2])!, port };
   }
 
-  static async connect(opts: TlsConnectOptions): Promise<TlsTarget> {
+  /**
+   * connectOnce with retries for what a busy collector does before authentication: a connection dropped by its
+   * per-address cap (many hosts behind one NAT starting together), refused, or answered "busy". Nothing has
+   * been sent in those cases, so trying again is safe; a pin mismatch or a refused credential is never retried.
+   */
+  static async connect(opts: TlsConnectOptions & { attempts?: number; backoffMs?: number }): Promise<TlsTarget> {
+    const attempts = opts.attempts ?? 6;
+    let delay = opts.backoffMs ?? 500;
+    for (let i = 1; ; i++) {
+      try {
+        return await TlsTarget.connectOnce(opts);
+      } catch (e) {
+        const retryable = e instanceof MemdumpError && ((e.code === 'E_PROTOCOL' && /ECONNRESET|ECONNREFUSED|EPIPE|socket hang up|disconnected|closed/i.test(e.message)) || (e.code === 'E_LIMIT' && /busy/.test(e.message)));
+        if (!retryable || i >= attempts || opts.signal?.aborted) throw e;
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+        delay = Math.min(delay * 2, 8000);
+      }
+    }
+  }
+
+  private static async connectOnce(opts: TlsConnectOptions): Promise<TlsTarget> {
     const pm = PIN.exec(opts.pin ?? '');
     if (!pm) throw new MemdumpError('E_USAGE', '--pin must be sha256/BASE64 (44 characters), as printed by `memdump receive --init`');
     const want = Buffer.from(pm[1]!, 'base64');

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { expectCode } from '../../test/helpers/expect-code.js';
-import { FROM_RECEIVER, FROM_SENDER, FrameDecoder, HEADER_BYTES, MAGIC, MAX_DATA, MAX_JSON, T, byteCount, dataHeader, encodeFrame, type Frame } from './frame.js';
+import { FROM_RECEIVER, FROM_SENDER, FrameDecoder, HEADER_BYTES, MAGIC, MAX_DATA, MAX_JSON, MAX_JSON_DEPTH, MAX_JSON_KEYS, PRE_AUTH, T, byteCount, dataHeader, encodeFrame, type Frame } from './frame.js';
+import { Prng } from '../../test/helpers/prng.js';
 
 function split(buf: Buffer, cuts: number[]): Buffer[] {
   const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
@@ -88,4 +89,86 @@ test('byte counts are decimal strings or safe integers', () => {
   assert.equal(byteCount('18446744073709551615', 'x'), 18446744073709551615n);
   assert.equal(byteCount(7, 'x'), 7n);
   for (const bad of ['-1', '01', '1e3', ' 1', 1.5, -1, null, {}, '9'.repeat(30)]) expectCode(() => byteCount(bad, 'x'), 'E_PROTOCOL');
+});
+
+test('a frame completed from one-byte pushes is byte-exact, and the decoder keeps no reference to pushed chunks', () => {
+  // 200k one-byte TLS records once made completion quadratic (a chunk list consumed with shift) and cost ~430 bytes
+  // per byte: the decoder must copy into one buffer of the declared size and let each chunk go
+  const n = 65_536;
+  const src = Buffer.from(new Prng(7).bytes(n));
+  const want = Buffer.from(src);
+  const d = new FrameDecoder(FROM_SENDER);
+  assert.deepEqual(d.push(Buffer.concat([MAGIC, dataHeader(n)])), []);
+  for (let i = 0; i < n - 1; i++) {
+    assert.equal(d.push(src.subarray(i, i + 1)).length, 0);
+    assert.equal(d.pendingBytes, HEADER_BYTES + i + 1);
+  }
+  // the caller (the socket) owns its chunks: scribbling on them after push must not change the frame
+  src.fill(0, 0, n - 1);
+  const f = d.push(src.subarray(n - 1));
+  assert.equal(f.length, 1);
+  assert.ok(f[0]!.type === T.DATA && f[0]!.data.equals(want));
+  assert.equal(d.pendingBytes, 0);
+});
+
+test('split headers and preamble: one-byte pushes of a whole stream give the same frames', () => {
+  const frames = [encodeFrame(T.HELLO, { v: 1 }), encodeFrame(T.PING), encodeFrame(T.OPEN, { role: 'evidence' }), dataHeader(3), Buffer.from([1, 2, 3]), encodeFrame(T.END, { bytes: '3' })];
+  const wire = Buffer.concat([MAGIC, ...frames]);
+  const d = new FrameDecoder(FROM_SENDER, PRE_AUTH);
+  const got: Frame[] = [];
+  for (let i = 0; i < wire.length; i++) got.push(...d.push(wire.subarray(i, i + 1)));
+  assert.deepEqual(got.map((g) => g.type), [T.HELLO, T.PING, T.OPEN, T.DATA, T.END]);
+});
+
+test('before HELLO only HELLO and PING are read: OPEN/DATA/END fail on their header (E_PROTOCOL)', () => {
+  for (const type of [T.OPEN, T.DATA, T.END, T.ABORT]) {
+    const h = Buffer.from([type, 0, 0x10, 0, 0]); // 1 MiB declared, no payload sent
+    const d = new FrameDecoder(FROM_SENDER, PRE_AUTH);
+    assert.equal(d.push(Buffer.concat([MAGIC, encodeFrame(T.PING)])).length, 1);
+    const e = expectCode(() => d.push(h), 'E_PROTOCOL');
+    assert.match(e.message, /before authentication/);
+  }
+  const d = new FrameDecoder(FROM_SENDER, PRE_AUTH);
+  const got = d.push(Buffer.concat([MAGIC, encodeFrame(T.HELLO, { v: 1 }), encodeFrame(T.OPEN, { role: 'evidence' }), dataHeader(2), Buffer.from([5, 6])]));
+  assert.deepEqual(got.map((g) => g.type), [T.HELLO, T.OPEN, T.DATA]);
+});
+
+function nested(depth: number, open = '[', close = ']'): string {
+  return open.repeat(depth) + close.repeat(depth);
+}
+
+test(`JSON frames deeper than ${MAX_JSON_DEPTH} levels or with more than ${MAX_JSON_KEYS} keys are E_PROTOCOL, before parsing`, () => {
+  const frame = (text: string) => {
+    const body = Buffer.from(text);
+    const h = Buffer.from([T.HELLO, 0, 0, 0, 0]);
+    h.writeUInt32BE(body.length, 1);
+    return Buffer.concat([MAGIC, h, body]);
+  };
+  // the object itself is level 1
+  assert.equal(new FrameDecoder(FROM_SENDER).push(frame(`{"x":${nested(MAX_JSON_DEPTH - 1)}}`)).length, 1);
+  expectCode(() => new FrameDecoder(FROM_SENDER).push(frame(`{"x":${nested(MAX_JSON_DEPTH)}}`)), 'E_PROTOCOL');
+  expectCode(() => new FrameDecoder(FROM_SENDER).push(frame(`{"x":${nested(7000)}}`)), 'E_PROTOCOL');
+  const objects = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+  assert.equal(new FrameDecoder(FROM_SENDER).push(frame(`{"x":${objects(MAX_JSON_DEPTH - 1)}}`)).length, 1);
+  expectCode(() => new FrameDecoder(FROM_SENDER).push(frame(`{"x":${objects(MAX_JSON_DEPTH)}}`)), 'E_PROTOCOL');
+  // brackets, colons and escaped quotes inside strings are data
+  const tricky = { s: '[[[[[[[[[[{{{{{{{{{{ \\" :::::: ' + ':'.repeat(600) };
+  const ok = new FrameDecoder(FROM_SENDER).push(frame(JSON.stringify(tricky)));
+  assert.ok(ok[0]!.type !== T.DATA && ok[0]!.json['s'] === tricky.s);
+  const keys = (n: number) => JSON.stringify(Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i])));
+  assert.equal(new FrameDecoder(FROM_SENDER).push(frame(keys(MAX_JSON_KEYS))).length, 1);
+  expectCode(() => new FrameDecoder(FROM_SENDER).push(frame(keys(MAX_JSON_KEYS + 1))), 'E_PROTOCOL');
+});
+
+test('property: JSON objects within the depth and key caps decode to what JSON.parse gives', () => {
+  fc.assert(
+    fc.property(fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: MAX_JSON_DEPTH - 3 }), { maxKeys: 8 }), (obj) => {
+      const text = JSON.stringify(obj);
+      fc.pre(text.length <= MAX_JSON && (text.match(/:/g)?.length ?? 0) <= MAX_JSON_KEYS);
+      const got = new FrameDecoder(FROM_SENDER).push(Buffer.concat([MAGIC, encodeFrame(T.OPEN, obj)]));
+      assert.equal(got.length, 1);
+      assert.deepEqual(got[0]!.type === T.DATA ? null : got[0]!.json, JSON.parse(text));
+    }),
+    { numRuns: 200, seed: 11 },
+  );
 });

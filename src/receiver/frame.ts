@@ -87,23 +87,48 @@ export function dataHeader(length: number): Buffer {
   return h;
 }
 
+/** Types a receiver accepts before the sender has authenticated: nothing that allocates a 1 MiB payload. */
+export const PRE_AUTH: ReadonlySet<number> = new Set([T.HELLO, T.PING]);
+/** JSON frames nested deeper than this, or with more keys, are refused before JSON.parse (finding 3). */
+export const MAX_JSON_DEPTH = 8;
+export const MAX_JSON_KEYS = 256;
+
+const EMPTY = Buffer.alloc(0);
+
 /**
- * Incremental decoder: push() whatever bytes arrived (any split) and get the complete frames back. It holds at
- * most one partial frame (header + capped payload) plus the unread tail of the last chunk, so memory is bounded
- * by the caps however the input is shaped.
+ * Incremental decoder: push() whatever bytes arrived (any split) and get the complete frames back. It copies a
+ * partial frame into one buffer of the frame's declared (capped) size, allocated when the header is read, and
+ * keeps no reference to the chunks it was given: memory is O(largest frame) and each byte is touched a constant
+ * number of times however finely the input is split (one-byte TLS records made an earlier chunk list quadratic).
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private preambleSeen = false;
+  private preamble = 0;
+  private readonly head = Buffer.alloc(HEADER_BYTES);
+  private headFill = 0;
+  /** Declared payload length of the frame whose header has been read; -1 while reading a header. */
+  private want = -1;
+  /** Allocated when the first payload byte arrives, not on the header alone. */
+  private body: Buffer | undefined;
+  private bodyFill = 0;
+  private type = 0;
   private failed: MemdumpError | undefined;
+  private allowed: ReadonlySet<number>;
   /** Total bytes accepted, for error details. */
   offset = 0;
 
-  constructor(private readonly allowed: ReadonlySet<number>) {}
+  /**
+   * `preAuth`: types accepted until the first HELLO has been decoded (then `allowed`); a receiver passes
+   * PRE_AUTH so that OPEN/DATA/END from an unauthenticated peer fail on their header.
+   */
+  constructor(
+    private readonly full: ReadonlySet<number>,
+    preAuth?: ReadonlySet<number>,
+  ) {
+    this.allowed = preAuth ?? full;
+  }
 
   get pendingBytes(): number {
-    return this.buffered;
+    return this.want >= 0 ? HEADER_BYTES + this.bodyFill : this.headFill;
   }
 
   /** The stream is broken; set once a push has hit bad input (push throws it then, or on the next call). */
@@ -119,34 +144,69 @@ export class FrameDecoder {
     if (this.failed) throw this.failed;
     const frames: Frame[] = [];
     try {
-      if (chunk.length > 0) {
-        this.chunks.push(chunk);
-        this.buffered += chunk.length;
+      let i = 0;
+      while (i < chunk.length) {
+        if (this.preamble < MAGIC.length) {
+          // byte by byte, so that a wrong first byte fails at once rather than after 8 bytes
+          if (chunk[i] !== MAGIC[this.preamble]) throw protocolError('not a memdump delivery stream (bad preamble)', { offset: this.offset });
+          this.preamble++;
+          i++;
+          this.offset++;
+          continue;
+        }
+        if (this.want < 0) {
+          const k = Math.min(HEADER_BYTES - this.headFill, chunk.length - i);
+          chunk.copy(this.head, this.headFill, i, i + k);
+          this.headFill += k;
+          i += k;
+          if (this.headFill < HEADER_BYTES) break;
+          const type = this.head[0]!;
+          const len = this.head.readUInt32BE(1);
+          if (!this.allowed.has(type)) {
+            const early = this.full.has(type) && this.allowed !== this.full;
+            throw protocolError(early ? `${typeName(type)} frame before authentication (send HELLO first)` : `unexpected frame type ${typeName(type)}`, { offset: this.offset, type });
+          }
+          if (len > capOf(type)) throw protocolError(`${typeName(type)} frame declares ${len} bytes, over the ${capOf(type)}-byte cap`, { offset: this.offset, type, length: len });
+          this.offset += HEADER_BYTES;
+          this.headFill = 0;
+          this.type = type;
+          this.want = len;
+          if (len === 0) this.body = EMPTY;
+        }
+        if (this.body === undefined) {
+          if (i === chunk.length) break;
+          if (chunk.length - i >= this.want) {
+            // the whole payload is in this chunk: hand out a view (Node never reuses a chunk it has emitted)
+            this.body = chunk.subarray(i, i + this.want);
+            this.bodyFill = this.want;
+            i += this.want;
+          } else {
+            this.body = Buffer.allocUnsafe(this.want);
+            this.bodyFill = 0;
+          }
+        }
+        const body = this.body;
+        if (this.bodyFill < body.length) {
+          const k = Math.min(body.length - this.bodyFill, chunk.length - i);
+          chunk.copy(body, this.bodyFill, i, i + k);
+          this.bodyFill += k;
+          i += k;
+          if (this.bodyFill < body.length) break;
+        }
+        this.offset += body.length;
+        this.body = undefined;
+        this.bodyFill = 0;
+        this.want = -1;
+        frames.push(this.decodePayload(this.type as FrameType, body));
+        if (this.type === T.HELLO) this.allowed = this.full;
       }
-      if (!this.preambleSeen) {
-        // checked byte by byte so that a wrong first byte fails at once rather than after 8 bytes
-        const head = this.peek(Math.min(this.buffered, MAGIC.length));
-        if (!head.equals(MAGIC.subarray(0, head.length))) throw protocolError('not a memdump delivery stream (bad preamble)', { offset: this.offset });
-        if (head.length < MAGIC.length) return frames;
-        this.consume(MAGIC.length);
-        this.preambleSeen = true;
-      }
-      for (;;) {
-        if (this.buffered < HEADER_BYTES) return frames;
-        const h = this.peek(HEADER_BYTES);
-        const type = h[0]!;
-        const len = h.readUInt32BE(1);
-        if (!this.allowed.has(type)) throw protocolError(`unexpected frame type ${typeName(type)}`, { offset: this.offset, type });
-        if (len > capOf(type)) throw protocolError(`${typeName(type)} frame declares ${len} bytes, over the ${capOf(type)}-byte cap`, { offset: this.offset, type, length: len });
-        if (this.buffered < HEADER_BYTES + len) return frames;
-        this.consume(HEADER_BYTES);
-        const payload = this.take(len);
-        frames.push(this.decodePayload(type as FrameType, payload));
-      }
+      return frames;
     } catch (e) {
       this.failed = e instanceof MemdumpError && e.code === 'E_PROTOCOL' ? e : protocolError(`malformed stream: ${(e as Error)?.message ?? String(e)}`);
-      this.chunks = [];
-      this.buffered = 0;
+      this.body = undefined;
+      this.bodyFill = 0;
+      this.headFill = 0;
+      this.want = -1;
       if (frames.length > 0) return frames;
       throw this.failed;
     }
@@ -155,57 +215,44 @@ export class FrameDecoder {
   private decodePayload(type: FrameType, payload: Buffer): Frame {
     if (type === T.DATA) return { type, data: payload };
     if (type === T.PING) return { type, json: {} };
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(payload);
+    } catch {
+      throw protocolError(`${typeName(type)} frame is not UTF-8 JSON`, { offset: this.offset });
+    }
+    checkShape(text, typeName(type), this.offset);
     let v: unknown;
     try {
-      v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+      v = JSON.parse(text);
     } catch {
       throw protocolError(`${typeName(type)} frame is not UTF-8 JSON`, { offset: this.offset });
     }
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw protocolError(`${typeName(type)} frame is not a JSON object`, { offset: this.offset });
     return { type, json: v as Record<string, unknown> };
   }
+}
 
-  private peek(n: number): Buffer {
-    const first = this.chunks[0];
-    if (first && first.length >= n) return first.subarray(0, n);
-    const merged = Buffer.concat(this.chunks, this.buffered);
-    this.chunks = [merged];
-    return merged.subarray(0, n);
-  }
-
-  /** Remove n bytes; a payload that spans chunks is copied once into a buffer of exactly its size. */
-  private take(n: number): Buffer {
-    const first = this.chunks[0];
-    let out: Buffer;
-    if (n === 0) out = Buffer.alloc(0);
-    else if (first && first.length >= n) out = first.subarray(0, n);
-    else {
-      out = Buffer.allocUnsafe(n);
-      let filled = 0;
-      for (const c of this.chunks) {
-        const k = Math.min(c.length, n - filled);
-        c.copy(out, filled, 0, k);
-        filled += k;
-        if (filled === n) break;
-      }
+/**
+ * Nesting depth and key count, scanned without recursion before JSON.parse: whatever consumes the object later
+ * (escaping, the upload record, JSON.stringify) recurses, and 16 KiB of "[" is 16k levels.
+ */
+function checkShape(text: string, what: string, offset: number): void {
+  let depth = 0;
+  let keys = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+      continue;
     }
-    this.consume(n);
-    return out;
-  }
-
-  private consume(n: number): void {
-    this.buffered -= n;
-    this.offset += n;
-    while (n > 0) {
-      const c = this.chunks[0]!;
-      if (c.length <= n) {
-        n -= c.length;
-        this.chunks.shift();
-      } else {
-        this.chunks[0] = c.subarray(n);
-        n = 0;
-      }
-    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_JSON_DEPTH) throw protocolError(`${what} frame is nested deeper than ${MAX_JSON_DEPTH} levels`, { offset });
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x3a && ++keys > MAX_JSON_KEYS) throw protocolError(`${what} frame has more than ${MAX_JSON_KEYS} keys`, { offset });
   }
 }
 

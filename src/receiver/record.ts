@@ -30,7 +30,19 @@ export interface UploadRecord {
   ended: string;
 }
 
+/**
+ * The sender part is the only one a sender shapes; if it cannot be serialised (too deep for the stack, however
+ * it got past the frame checks) the record is still written, without it, saying so.
+ */
+export function renderUploadRecord(rec: UploadRecord): string {
+  try {
+    return JSON.stringify({ ...rec, sender: escapeDeep(rec.sender) }, null, 2) + '\n';
+  } catch (e) {
+    const why = e instanceof RangeError ? 'too deeply nested' : 'not serialisable';
+    return JSON.stringify({ ...rec, sender: { omitted: `sender data ${why}` } }, null, 2) + '\n';
+  }
+}
+
 export async function writeUploadRecord(path: string, rec: UploadRecord): Promise<void> {
-  const safe = { ...rec, sender: escapeDeep(rec.sender) };
-  await writeFileExclusive(path, JSON.stringify(safe, null, 2) + '\n');
+  await writeFileExclusive(path, renderUploadRecord(rec));
 }

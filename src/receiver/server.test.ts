@@ -10,7 +10,7 @@ test('--max-connections: the extra sender gets a coded E_LIMIT refusal; a freed 
   const rig = await startRig(t, { maxConnections: 2 });
   const a = await TlsTarget.connect({ host: '127.0.0.1', port: rig.port, pin: rig.pin, token: rig.token });
   const b = await TlsTarget.connect({ host: '127.0.0.1', port: rig.port, pin: rig.pin, token: rig.token });
-  const e = await expectCodeAsync(TlsTarget.connect({ host: '127.0.0.1', port: rig.port, pin: rig.pin, token: rig.token }), 'E_LIMIT');
+  const e = await expectCodeAsync(TlsTarget.connect({ host: '127.0.0.1', port: rig.port, pin: rig.pin, token: rig.token, attempts: 1 }), 'E_LIMIT');
   assert.match(e.message, /busy/);
   assert.equal(rig.rcv.stats.busy, 1);
   await a.close();
@@ -40,7 +40,7 @@ test('close(): open uploads end INCOMPLETE with a record, the sender is told, no
   assert.match(rec.reason, /shutting down/);
 });
 
-test('periodic ACKs carry the offset the receiver has written (every 8 MiB)', async (t) => {
+test('periodic ACKs carry an offset that has reached the file: at most what was sent, the RESULT exact', async (t) => {
   const rig = await startRig(t);
   const tt = await TlsTarget.connect({ host: '127.0.0.1', port: rig.port, pin: rig.pin, token: rig.token });
   const sink = await tt.openEvidence({ host: 'acks', source: 's', format: 'raw', layers: [] });
@@ -48,6 +48,8 @@ test('periodic ACKs carry the offset the receiver has written (every 8 MiB)', as
   for (let i = 0; i < 17; i++) await sink.write(chunk);
   const r = await sink.finish();
   assert.equal(r.bytes, 17n << 20n);
-  assert.equal(tt.lastAcked, 16n << 20n);
+  // ACKs go out at each 8 MiB received and report what was written by then; up to 4 MiB (plus a frame) may
+  // still be queued behind the socket, so the last one lies in (16 - 4 - 1, 16] MiB
+  assert.ok(tt.lastAcked <= 16n << 20n && tt.lastAcked > 11n << 20n, String(tt.lastAcked));
   await tt.close();
 });

@@ -26,8 +26,22 @@ export interface ReceiverOptions {
   idleTimeoutMs?: number;
   /** TLS handshake, then HELLO, each within this. Default 10 s. */
   preAuthTimeoutMs?: number;
-  /** Authenticated-or-not TLS sessions at once; more are refused with E_LIMIT. Default 64. */
+  /**
+   * Authenticated sessions at once; more are refused with E_LIMIT. Connections that have not authenticated yet
+   * are capped separately (as many again in all, maxPreauthPerIp per source address), so unauthenticated peers
+   * cannot take the slots of senders with credentials. Default 64.
+   */
   maxConnections?: number;
+  /** Connections from one source address that have not authenticated yet; more are dropped. Default 8. */
+  maxPreauthPerIp?: number;
+  /** The TLS handshake must finish within this. Default 5 s (or preAuthTimeoutMs if shorter). */
+  handshakeTimeoutMs?: number;
+  /** Uploads averaging fewer bytes/s than this after minRateGraceMs end INCOMPLETE. Default 64 KiB/s; 0: none. */
+  minRate?: number;
+  /** Default 60 s. */
+  minRateGraceMs?: number;
+  /** A bug in one session (logged; that session is closed, the receiver serves on). */
+  onInternalError?: (e: unknown) => void;
   onUpload?: (rec: UploadRecord) => void;
 }
 
@@ -36,7 +50,7 @@ export interface ReceiverStats extends SessionStats {
   connections: number;
   /** TLS sessions established. */
   sessions: number;
-  /** Refused for --max-connections. */
+  /** Refused for --max-connections, or dropped for --max-preauth-per-ip. */
   busy: number;
   /** Failed TLS handshakes (wrong version, no shared cipher, timeouts). */
   tlsErrors: number;
@@ -51,6 +65,10 @@ export class Receiver {
   readonly stats: ReceiverStats = { connections: 0, sessions: 0, busy: 0, tlsErrors: 0, applicationBytes: 0, uploads: 0 };
   private readonly sessions = new Set<Session>();
   private readonly raw = new Set<Socket>();
+  /** Raw connections not yet authenticated, in all and per source address; keyed by address and port. */
+  private readonly preauth = new Map<string, Socket>();
+  private readonly preauthPerIp = new Map<string, number>();
+  private authenticated = 0;
   private closing = false;
 
   private constructor(
@@ -69,6 +87,8 @@ export class Receiver {
     const real = await fsp.realpath(dir);
     const maxConnections = o.maxConnections ?? 64;
     const preAuthTimeoutMs = o.preAuthTimeoutMs ?? 10_000;
+    const maxPreauthPerIp = o.maxPreauthPerIp ?? 32;
+    const handshakeTimeoutMs = o.handshakeTimeoutMs ?? Math.min(5_000, preAuthTimeoutMs);
     const cfg = {
       dir: real,
       maxBytes: o.maxBytes ?? (1n << 63n),
@@ -77,6 +97,9 @@ export class Receiver {
       preAuthTimeoutMs,
       tokensPath: o.tokensPath,
       onUpload: o.onUpload,
+      minRate: o.minRate ?? 64 << 10,
+      minRateGraceMs: o.minRateGraceMs ?? 60_000,
+      onInternalError: o.onInternalError,
     };
     let server: Server;
     try {
@@ -85,7 +108,7 @@ export class Receiver {
         key: o.key,
         minVersion: 'TLSv1.3',
         maxVersion: 'TLSv1.3',
-        handshakeTimeout: preAuthTimeoutMs,
+        handshakeTimeout: handshakeTimeoutMs,
         // the certificate is checked here against clientCa, but a bad one must still get a coded REFUSE: the
         // session refuses unauthorized certificates itself, before any file exists
         requestCert: o.clientCa !== undefined,
@@ -105,13 +128,22 @@ export class Receiver {
     server.on('error', () => undefined);
     server.on('connection', (s: Socket) => {
       rcv.stats.connections++;
-      if (rcv.closing || rcv.raw.size >= maxConnections * 2) {
+      const ip = s.remoteAddress ?? '?';
+      const key = `${ip}|${s.remotePort ?? ''}`;
+      // authenticated connections do not count here: a flood of silent peers cannot push them out or keep their
+      // owners from reconnecting, and one address cannot take all the pre-authentication room
+      if (rcv.closing || rcv.preauth.size >= maxConnections || (rcv.preauthPerIp.get(ip) ?? 0) >= maxPreauthPerIp) {
         rcv.stats.busy++;
         s.destroy();
         return;
       }
       rcv.raw.add(s);
-      s.on('close', () => rcv.raw.delete(s));
+      rcv.preauth.set(key, s);
+      rcv.preauthPerIp.set(ip, (rcv.preauthPerIp.get(ip) ?? 0) + 1);
+      s.on('close', () => {
+        rcv.raw.delete(s);
+        rcv.leavePreauth(key, ip);
+      });
     });
     // with a listener attached Node leaves the socket open: a handshake that timed out would linger forever
     server.on('tlsClientError', (_e, s: TLSSocket) => {
@@ -120,20 +152,49 @@ export class Receiver {
     });
     server.on('secureConnection', (s: TLSSocket) => {
       rcv.stats.sessions++;
-      if (rcv.closing || rcv.sessions.size >= maxConnections) {
+      if (rcv.closing) {
         rcv.stats.busy++;
         s.on('error', () => undefined);
         // discard what the sender already sent, so the close is a FIN that does not destroy the REFUSE in flight
         s.resume();
-        s.end(Buffer.concat([MAGIC, encodeFrame(T.REFUSE, { code: 'E_LIMIT', message: rcv.closing ? 'the receiver is shutting down' : `the receiver is busy (${maxConnections} connections); retry later` })]));
+        s.end(Buffer.concat([MAGIC, encodeFrame(T.REFUSE, { code: 'E_LIMIT', message: 'the receiver is shutting down' })]));
         setTimeout(() => s.destroy(), 2000).unref();
         return;
       }
-      const session = new Session(s, cfg, rcv.stats);
+      const ip = s.remoteAddress ?? '?';
+      const key = `${ip}|${s.remotePort ?? ''}`;
+      let admitted = false;
+      const session = new Session(s, cfg, rcv.stats, {
+        admit: () => {
+          if (rcv.authenticated >= maxConnections) {
+            rcv.stats.busy++;
+            return false;
+          }
+          admitted = true;
+          rcv.authenticated++;
+          rcv.leavePreauth(key, ip);
+          return true;
+        },
+      });
       rcv.sessions.add(session);
-      void session.done.then(() => rcv.sessions.delete(session));
+      void session.done.then(() => {
+        rcv.sessions.delete(session);
+        if (admitted) rcv.authenticated--;
+      });
     });
     return rcv;
+  }
+
+  private leavePreauth(key: string, ip: string): void {
+    if (!this.preauth.delete(key)) return;
+    const n = (this.preauthPerIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.preauthPerIp.delete(ip);
+    else this.preauthPerIp.set(ip, n);
+  }
+
+  /** Connections that have not authenticated (yet). */
+  get preauthConnections(): number {
+    return this.preauth.size;
   }
 
   /** TCP connections open now, authenticated or not. */

@@ -89,10 +89,54 @@ export async function writeTokens(path: string, tokens: TokenEntry[]): Promise<v
   await dfh?.close();
 }
 
+const LOCK_STALE_MS = 30_000;
+const LOCK_WAIT_MS = 60_000;
+
+/**
+ * Issue and revoke read, change and rewrite the whole file; two of them at once would each write their own
+ * view and one change would be lost (a "revoked" token that still works). PATH.lock, created O_EXCL, serialises
+ * them across processes. A lock older than LOCK_STALE_MS is taken to be left by a crashed process and removed;
+ * holders finish in milliseconds, so that cannot steal a live lock.
+ */
+export async function withTokensLock<R>(path: string, fn: () => Promise<R>): Promise<R> {
+  const lock = path + '.lock';
+  const start = Date.now();
+  let delay = 2;
+  for (;;) {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600);
+    } catch (e) {
+      if (errnoOf(e) !== 'EEXIST') throw fromSystemError(e, `locking tokens file ${lock}`);
+    }
+    if (fh) {
+      try {
+        await fh.writeFile(`${process.pid} ${new Date().toISOString()}\n`).catch(() => undefined);
+        await fh.close();
+        return await fn();
+      } finally {
+        await fsp.unlink(lock).catch(() => undefined);
+      }
+    }
+    const st = await fsp.lstat(lock).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+      await fsp.unlink(lock).catch(() => undefined);
+      continue;
+    }
+    if (Date.now() - start > LOCK_WAIT_MS) throw new MemdumpError('E_LIMIT', `tokens file ${path} is locked by another memdump (${lock}); remove it if no memdump is running`);
+    await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
 /** Appends a new token and returns it in clear text: the only time it exists outside the sender's hands. */
 export async function issueToken(path: string, opts: { case: string; ttlMs: number; note?: string; now?: Date }): Promise<{ token: string; entry: TokenEntry }> {
   if (!(opts.ttlMs > 0)) throw new MemdumpError('E_USAGE', 'token lifetime must be positive');
   const now = opts.now ?? new Date();
+  return withTokensLock(path, () => issueLocked(path, opts, now));
+}
+
+async function issueLocked(path: string, opts: { case: string; ttlMs: number; note?: string }, now: Date): Promise<{ token: string; entry: TokenEntry }> {
   const tokens = await readTokens(path);
   const id = randomBytes(8).toString('hex');
   const token = `mdt_${id}_${randomBytes(32).toString('base64url')}`;
@@ -110,6 +154,10 @@ export async function issueToken(path: string, opts: { case: string; ttlMs: numb
 }
 
 export async function revokeToken(path: string, id: string, now = new Date()): Promise<TokenEntry> {
+  return withTokensLock(path, () => revokeLocked(path, id, now));
+}
+
+async function revokeLocked(path: string, id: string, now: Date): Promise<TokenEntry> {
   const tokens = await readTokens(path);
   const entry = tokens.find((t) => t.id === id);
   if (!entry) throw new MemdumpError('E_NOT_FOUND', `no token with id ${id} in ${path}`);

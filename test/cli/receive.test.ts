@@ -140,7 +140,7 @@ test('20 concurrent senders × 4 MiB: all COMPLETE with the right SHA-256; recei
   const ev = join(base, 'evidence');
   const pin = (await runCli(['receive', '--init', state, '--hosts', '127.0.0.1'])).stdout.toString().trim();
   const token = (await runCli(['receive', '--state', state, '--issue-token', '--case', 'LOAD', '--expires', '1h'])).stdout.toString().trim();
-  const srv = await serve(['--state', state, '--dir', ev, '--listen', '127.0.0.1:0', '--max-connections', '32']);
+  const srv = await serve(['--state', state, '--dir', ev, '--listen', '127.0.0.1:0', '--max-connections', '32', '--max-preauth-per-ip', '32']);
   t.after(() => srv.child.kill('SIGKILL'));
   const idle = vm(srv.child.pid!, 'VmRSS');
   const N = 20;
@@ -175,4 +175,45 @@ test('20 concurrent senders × 4 MiB: all COMPLETE with the right SHA-256; recei
   assert.ok(peak - idle < 64 * 2 ** 20, `peak ${peak} vs idle ${idle}`);
   srv.child.kill('SIGTERM');
   assert.equal(await srv.exited, 0);
+});
+
+test('the receiver process survives hostile senders (huge HELLO.v, deep JSON, pre-auth DATA) while an upload runs', async (t) => {
+  const base = tempDir(t, 'memdump-rcv-hostile-');
+  const state = join(base, 'state');
+  const ev = join(base, 'evidence');
+  const pin = (await runCli(['receive', '--init', state, '--hosts', '127.0.0.1'])).stdout.toString().trim();
+  const token = (await runCli(['receive', '--state', state, '--issue-token', '--case', 'IR-9', '--expires', '1h'])).stdout.toString().trim();
+  const srv = await serve(['--state', state, '--dir', ev, '--listen', '127.0.0.1:0']);
+  t.after(() => srv.child.kill('SIGKILL'));
+  const tt = await TlsTarget.connect({ host: '127.0.0.1', port: srv.port, pin, token });
+  const sink = await tt.openEvidence({ host: 'victim', source: 's', format: 'raw', layers: [] });
+  const data = new Prng(77).bytes(1 << 20);
+  await sink.write(data.subarray(0, 1000));
+  const attacks = [
+    Buffer.from(JSON.stringify({ v: 'A'.repeat(16_000) })),
+    Buffer.from(`{"v":1,"token":"${token}","sender":{"x":${'['.repeat(7000)}${']'.repeat(7000)}}}`),
+  ];
+  for (const body of attacks) {
+    const h = Buffer.from([T.HELLO, 0, 0, 0, 0]);
+    h.writeUInt32BE(body.length, 1);
+    const s = connect({ host: '127.0.0.1', port: srv.port, rejectUnauthorized: false });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('secureConnect', r));
+    const closed = new Promise((r) => s.on('close', r));
+    s.resume();
+    s.end(Buffer.concat([MAGIC, h, body, encodeFrame(T.PING)]));
+    await closed;
+  }
+  await sink.write(data.subarray(1000));
+  const r = await sink.finish();
+  assert.equal(r.complete, true);
+  await tt.close();
+  const [up] = await srv.uploads(1);
+  assert.equal(up!['status'], 'COMPLETE');
+  assert.equal(srv.child.exitCode, null, srv.stderr());
+  assert.doesNotMatch(srv.stderr(), /internal error/);
+  const help = await runCli(['receive', '--help']);
+  for (const opt of ['--max-preauth-per-ip', '--handshake-timeout', '--min-rate']) assert.match(help.stdout.toString(), new RegExp(opt));
+  srv.child.kill('SIGTERM');
+  assert.equal(await srv.exited, 0, srv.stderr());
 });

@@ -8,19 +8,21 @@ import { goodUpload, listTree, rawTls, refusalIn, startRig, untilClosed } from '
 test('no credential: coded E_AUTH refusal, connection closed, no file; a good sender meanwhile completes', async (t) => {
   const rig = await startRig(t);
   const good = goodUpload(rig, 3 << 20, 5);
-  const attempts: Buffer[][] = [
-    [MAGIC, encodeFrame(T.HELLO, { v: 1 })],
-    [MAGIC, encodeFrame(T.HELLO, { v: 1, case: 'CASE-1' })],
-    // skipping HELLO does not skip authentication
-    [MAGIC, encodeFrame(T.OPEN, { role: 'evidence', meta: { host: 'x', format: 'raw', layers: [] } }), encodeFrame(T.DATA, Buffer.alloc(1000, 1))],
-    [MAGIC, encodeFrame(T.DATA, Buffer.alloc(1000, 1))],
+  const attempts: [string, Buffer[]][] = [
+    ['E_AUTH', [MAGIC, encodeFrame(T.HELLO, { v: 1 })]],
+    ['E_AUTH', [MAGIC, encodeFrame(T.HELLO, { v: 1, case: 'CASE-1' })]],
+    // skipping HELLO does not skip authentication: before it only HELLO and PING frames are read at all
+    ['E_PROTOCOL', [MAGIC, encodeFrame(T.OPEN, { role: 'evidence', meta: { host: 'x', format: 'raw', layers: [] } }), encodeFrame(T.DATA, Buffer.alloc(1000, 1))]],
+    ['E_PROTOCOL', [MAGIC, encodeFrame(T.DATA, Buffer.alloc(1000, 1))]],
+    ['E_PROTOCOL', [MAGIC, encodeFrame(T.PING), encodeFrame(T.END, { bytes: '0', sha256: '0'.repeat(64) })]],
   ];
-  for (const frames of attempts) {
+  for (const [code, frames] of attempts) {
     const s = await rawTls(rig.port);
     const closed = untilClosed(s);
     s.write(Buffer.concat(frames));
     const r = refusalIn(await closed);
-    assert.equal(r?.code, 'E_AUTH', JSON.stringify(r));
+    assert.equal(r?.code, code, JSON.stringify(r));
+    if (code === 'E_PROTOCOL') assert.match(r.message, /before authentication/);
   }
   await good;
   assert.deepEqual(listTree(rig.dir).filter((p) => !p.includes('good-host')), ['CASE-1']);
