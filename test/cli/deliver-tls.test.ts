@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { parseReport } from '../../src/pipeline/report.js';
 import { TWO_RUN_LAYOUT, fakeRoot } from '../fixtures/generate.js';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { analystKeys } from '../helpers/keys.js';
 import { initCollector, serve } from '../helpers/receiver.js';
 
 // acquire, process and convert with --to tls:// into a real `memdump receive`: the pipeline's side of the protocol
@@ -37,13 +38,7 @@ test('acquire --to tls:// with --recipient and --sign-key: nothing on the sender
   const root = fakeRoot(join(work, 'root'), LAYOUT);
   const plain = join(work, 'plain.lime');
   assert.equal((await runCli(['acquire', '--root', root, '-o', plain, '-q', '--no-context'])).code, 0);
-  const identity = join(work, 'analyst.key');
-  execFileSync('age-keygen', ['-o', identity], { stdio: 'pipe' });
-  const recipient = execFileSync('age-keygen', ['-y', identity]).toString().trim();
-  const sign = join(work, 'sign.pem');
-  const signPub = join(work, 'sign.pub');
-  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', sign]);
-  execFileSync('openssl', ['pkey', '-in', sign, '-pubout', '-out', signPub]);
+  const { identity, recipient, sign, signPub } = analystKeys(work);
   const before = readdirSync(work).sort();
 
   const r = await runCli(['acquire', '--root', root, '--no-context', '--case', 'IR-42', ...c.to, '--recipient', recipient, '--sign-key', sign, '--json'], { cwd: work });

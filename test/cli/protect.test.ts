@@ -8,31 +8,17 @@ import { gunzipSync } from 'node:zlib';
 import { parseReport, redactArgv } from '../../src/pipeline/report.js';
 import { TWO_RUN_LAYOUT, fakeRoot } from '../fixtures/generate.js';
 import { CLI, runCli, tempDir } from '../helpers/cli.js';
+import { analystKeys } from '../helpers/keys.js';
 
 // --recipient, --compress and --sign-key on local files and on standard output: the oracles are the real `age`,
 // `gunzip` and `openssl` binaries, and a plain acquisition of the same source
 const LAYOUT = TWO_RUN_LAYOUT;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-function keys(dir: string): { identity: string; recipient: string; sign: string; signPub: string; otherPub: string } {
-  const identity = join(dir, 'analyst.key');
-  execFileSync('age-keygen', ['-o', identity], { stdio: 'pipe' });
-  const recipient = execFileSync('age-keygen', ['-y', identity]).toString().trim();
-  const sign = join(dir, 'sign.pem');
-  const signPub = join(dir, 'sign.pub');
-  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', sign]);
-  execFileSync('openssl', ['pkey', '-in', sign, '-pubout', '-out', signPub]);
-  const other = join(dir, 'other.pem');
-  const otherPub = join(dir, 'other.pub');
-  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', other]);
-  execFileSync('openssl', ['pkey', '-in', other, '-pubout', '-out', otherPub]);
-  return { identity, recipient, sign, signPub, otherPub };
-}
-
 test('acquire --recipient --compress gzip --sign-key: host.lime.gz.age that age+gunzip, decrypt and verify all prove', async (t) => {
   const dir = tempDir(t);
   const root = fakeRoot(join(dir, 'root'), LAYOUT);
-  const k = keys(dir);
+  const k = analystKeys(dir);
   const plain = join(dir, 'plain.lime');
   assert.equal((await runCli(['acquire', '--root', root, '-o', plain, '-q', '--no-context'])).code, 0);
   const out = join(dir, 'host.lime');
@@ -82,7 +68,7 @@ test('acquire --recipient --compress gzip --sign-key: host.lime.gz.age that age+
 test('an edited report fails verification; altered or truncated ciphertext fails decryption and publishes nothing', async (t) => {
   const dir = tempDir(t);
   const root = fakeRoot(join(dir, 'root'), LAYOUT);
-  const k = keys(dir);
+  const k = analystKeys(dir);
   const out = join(dir, 'h.lime');
   assert.equal((await runCli(['acquire', '--root', root, '-o', out, '-q', '--no-context', '--recipient', k.recipient, '--sign-key', k.sign])).code, 0);
   const stored = out + '.age';
@@ -126,7 +112,7 @@ test('an edited report fails verification; altered or truncated ciphertext fails
 test('ssh-style pipe: -o - -q carries only the evidence on stdout and only the report on stderr, encrypted or not', async (t) => {
   const dir = tempDir(t);
   const root = fakeRoot(join(dir, 'root'), LAYOUT);
-  const k = keys(dir);
+  const k = analystKeys(dir);
   // exactly the README recipe, through a shell's redirections
   const sh = (args: string, out: string, err: string) => spawnSync('/bin/sh', ['-c', `"${process.execPath}" "${CLI}" acquire --root "${root}" -o - -q --no-context ${args} 2> "${err}" > "${out}"`]);
   const lime = join(dir, 'web01.lime');
