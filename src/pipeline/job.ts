@@ -1,29 +1,29 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { ContentHasher } from '../core/content-hash.js';
 import { ERROR_EXIT, MemdumpError } from '../core/errors.js';
 import type { Digest } from '../core/hasher.js';
-import { type Range, totalLength } from '../core/ranges.js';
+import type { Range } from '../core/ranges.js';
 import type { DeliveryReport, E01Report, ImageReport, ProcessReport, RegionReport, Report } from '../core/report-schema.js';
-import { signReport } from '../crypto/sign.js';
 import { type DeliveryPlan, assertLayersFit, layerSuffix, layersOf, storedSize, wrapLayers } from '../delivery/plan.js';
-import type { RemoteTarget, SideRole } from '../delivery/types.js';
-import { CHUNK_SIZE } from '../formats/e01-layout.js';
+import type { RemoteTarget } from '../delivery/types.js';
 import { flatOffsets } from '../formats/flat.js';
 import { SIDECAR_SUFFIX, sidecarFor } from '../formats/sidecar.js';
 import type { FormatSpec, ImageNote, MediaDescription } from '../formats/types.js';
 import { assertAbsent, writeFileExclusive } from '../sinks/exclusive.js';
-import { FileSink } from '../sinks/file.js';
-import { SegmentedFileSink } from '../sinks/segmented.js';
-import { StdoutSink } from '../sinks/stdout.js';
 import type { OutputSink } from '../sinks/types.js';
 import type { PhysicalSource, SourceAttempt } from '../sources/types.js';
 import { collectContext } from './context.js';
 import { type CopyResult, copyMemory } from './copy.js';
+import { defaultMedia, estimateSize, exactSize, openSink, outputPath } from './job-output.js';
 import type { PolicyOptions } from './read-policy.js';
-import { type CaseFields, type ContextEntry, LOG_SUFFIX, type OutputEntry, REPORT_SUFFIX, buildReport, e01Section, renderLog, serializeReport } from './report.js';
+import { type CaseFields, type ContextEntry, LOG_SUFFIX, type OutputEntry, REPORT_SUFFIX, buildReport, e01Section } from './report.js';
+import { SIGNATURE_SUFFIX, deliverReport, putSide } from './report-delivery.js';
 import { checkSpace } from './space.js';
+
+export { defaultMedia, estimateSize, exactSize, outputPath } from './job-output.js';
+export { SIGNATURE_SUFFIX } from './report-delivery.js';
 
 export interface JobOptions {
   command: Report['command'];
@@ -69,108 +69,10 @@ export interface JobOptions {
   delivery?: DeliveryPlan;
 }
 
-/** The detached signature beside a report: REPORT.json.sig. */
-export const SIGNATURE_SUFFIX = '.sig';
-
 export interface JobResult {
   report: Report;
   reportPath: string | undefined;
   exitCode: number;
-}
-
-/**
- * Estimated container size, for the disk-space guard (AVML counted uncompressed: its ratio is unknown in advance).
- * E01 stores the padded media (offset = address): the data is counted uncompressed, holes of zeros as the few dozen
- * bytes a deflated zero chunk takes (all of it with --compression none), plus chunk tables and per-segment headers.
- */
-export function estimateSize(format: FormatSpec, runs: readonly Range[], media?: MediaDescription): bigint {
-  const data = totalLength(runs);
-  switch (format.name) {
-    case 'padded':
-      return runs.length ? runs[runs.length - 1]!.end : 0n;
-    case 'lime':
-      return data + 32n * BigInt(runs.length);
-    case 'avml':
-      return data + (data / (16n << 20n) + BigInt(runs.length)) * 64n + data / 1000n;
-    case 'elf':
-      return data + 4096n + 56n * BigInt(runs.length);
-    case 'e01': {
-      const chunk = BigInt(CHUNK_SIZE);
-      const end = runs.length ? runs[runs.length - 1]!.end : 0n;
-      const chunks = (end + chunk - 1n) / chunk;
-      const holes = end - data;
-      const stored = media?.compression === 'none' ? chunks * chunk : data + (holes / chunk + BigInt(runs.length)) * 128n;
-      // table + table2 entries and an uncompressed chunk's adler32: at most 12 bytes a chunk; headers ~ a few KiB a segment
-      const segments = media?.segmentBytes ? stored / media.segmentBytes + 2n : 1n;
-      return stored + chunks * 16n + segments * (64n << 10n);
-    }
-    default:
-      return data;
-  }
-}
-
-/** The E01 media description when the caller gives none: memory, the case fields, the source as description. */
-export function defaultMedia(o: Pick<JobOptions, 'caseFields' | 'source'>, acquired: Date): MediaDescription {
-  // E01 header values are tab-separated lines: control characters would shift the fields after them
-  const line = (v: string | undefined) => (v === undefined ? null : v.replace(/[\x00-\x1f\x7f]/g, ' '));
-  return {
-    type: 'memory',
-    caseNumber: line(o.caseFields.case),
-    examiner: line(o.caseFields.examiner),
-    evidenceNumber: line(o.caseFields.evidence),
-    notes: line(o.caseFields.notes),
-    description: line(`${o.source.kind} ${o.source.path}`)!,
-    acquired,
-    compression: 'fast',
-    segmentBytes: 0n,
-  };
-}
-
-/**
- * Container size known before the first byte, for a pre-signed PUT's Content-Length: flat formats and LiME only
- * (the others' size depends on compression or on headers laid out as the writer goes).
- */
-export function exactSize(format: FormatSpec, runs: readonly Range[]): bigint | undefined {
-  switch (format.name) {
-    case 'lime':
-    case 'padded':
-    case 'raw':
-      return estimateSize(format, runs);
-    default:
-      return undefined;
-  }
-}
-
-/**
- * Where the output goes: an E01 path always ends in .E01 (the segment names continue from it); transport layers
- * add their suffix (host.lime → host.lime.gz.age) unless the name already ends with it.
- */
-export function outputPath(output: string, format: FormatSpec, suffix = ''): string {
-  if (output === '-') return '-';
-  let out = resolve(output);
-  if (format.name === 'e01' && !/\.e01$/i.test(out) && !(suffix && out.endsWith(suffix))) out += '.E01';
-  return suffix && !out.endsWith(suffix) ? out + suffix : out;
-}
-
-async function openSink(o: JobOptions, out: string, media: MediaDescription, warnings: string[]): Promise<OutputSink> {
-  const e01 = o.format.name === 'e01';
-  if (o.splitBytes !== undefined) {
-    if (o.delivery && layersOf(o.delivery).length) throw new MemdumpError('E_USAGE', '--split writes pieces; compression and encryption make one stream (split the result afterwards if you must)');
-    if (out === '-') throw new MemdumpError('E_USAGE', 'splitting the output into pieces needs a file (-o PATH), not standard output');
-    if (e01) throw new MemdumpError('E_USAGE', 'E01 output is divided into segment files by --segment-size, not --split');
-    if (o.splitBytes < 1n) throw new MemdumpError('E_USAGE', 'the split size must be at least 1 byte');
-  }
-  if (out === '-' || (o.delivery && layersOf(o.delivery).length)) {
-    // stdout, a network stream and an encrypted or compressed file are one stream each: the E01 writer finds no newSegment() and writes a single segment
-    if (e01 && media.segmentBytes && estimateSize(o.format, o.source.ranges, media) > media.segmentBytes) {
-      warnings.push(`E01 to ${out === '-' ? 'standard output' : 'a compressed or encrypted stream'} is written as one segment file, which may exceed --segment-size`);
-    }
-    if (out !== '-') return FileSink.create(out);
-    return new StdoutSink();
-  }
-  if (e01) return SegmentedFileSink.e01(out);
-  if (o.splitBytes !== undefined) return SegmentedFileSink.split(out, o.splitBytes);
-  return FileSink.create(out);
 }
 
 export async function runJob(o: JobOptions): Promise<JobResult> {
@@ -333,62 +235,4 @@ export async function runJob(o: JobOptions): Promise<JobResult> {
   const { path: reportPath, lost } = await deliverReport(o, report, { out, toStdout, target, signKey });
   const exitCode = copy.status !== 'COMPLETE' ? (ERROR_EXIT[copy.failure!.code] ?? 1) : lost ? (ERROR_EXIT[lost] ?? 1) : 0;
   return { report, reportPath, exitCode };
-}
-
-/** A side file for the network target; a failure costs a warning, never the report (it still reaches stderr). */
-async function putSide(target: RemoteTarget, role: SideRole, data: Buffer, warnings: string[]): Promise<string | undefined> {
-  try {
-    return await target.putSide(role, data);
-  } catch (e) {
-    warnings.push(`${role} not delivered to ${target.describe}: ${(e as Error).message}`);
-    return undefined;
-  }
-}
-
-/**
- * The report, its log and its signature: beside the file; for stdout to --report or stderr; for a network target
- * to the far side (and to --report too when given). Whatever fails, the report reaches stderr rather than being lost.
- */
-async function deliverReport(o: JobOptions, report: Report, w: { out: string; toStdout: boolean; target: RemoteTarget | undefined; signKey: DeliveryPlan['signKey'] }): Promise<{ path: string | undefined; lost: 'E_REMOTE' | 'E_WRITE' | undefined }> {
-  const text = serializeReport(report);
-  const sig = w.signKey ? signReport(Buffer.from(text), w.signKey) : undefined;
-  const writeLocal = async (path: string, log: boolean) => {
-    await writeFileExclusive(path, text);
-    if (sig) await writeFileExclusive(path + SIGNATURE_SUFFIX, sig);
-    if (log) await writeFileExclusive(path.slice(0, -REPORT_SUFFIX.length) + LOG_SUFFIX, renderLog(report));
-  };
-  try {
-    if (w.target) {
-      let remotePath: string | undefined;
-      const problems: string[] = [];
-      try {
-        remotePath = await putSide(w.target, 'report', Buffer.from(text), problems);
-        if (remotePath) {
-          if (sig) await putSide(w.target, 'signature', Buffer.from(sig), problems);
-          await putSide(w.target, 'log', Buffer.from(renderLog(report)), problems);
-        }
-      } finally {
-        await w.target.close().catch(() => undefined);
-      }
-      for (const p of problems) process.stderr.write(`memdump: ${p}\n`);
-      if (o.reportPath) await writeLocal(o.reportPath, false);
-      else if (!remotePath) process.stderr.write(`memdump: ${w.target.describe} ${problems.length ? 'did not take the report' : 'holds the evidence only'}; here is the report:\n${text}${sig ? `signature (${REPORT_SUFFIX}${SIGNATURE_SUFFIX}):\n${sig}` : ''}`);
-      // the evidence arrived but its report, log or signature did not: a fleet job must not count that as success
-      return { path: remotePath ?? o.reportPath, lost: problems.length > 0 ? 'E_REMOTE' : undefined };
-    }
-    if (w.toStdout) {
-      if (o.reportPath) {
-        await writeLocal(o.reportPath, false);
-        return { path: o.reportPath, lost: undefined };
-      }
-      process.stderr.write(text);
-      return { path: undefined, lost: undefined };
-    }
-    await writeLocal(w.out + REPORT_SUFFIX, true);
-    return { path: w.out + REPORT_SUFFIX, lost: undefined };
-  } catch (e) {
-    // a full disk must not cost the record of what happened: the report goes to stderr instead
-    process.stderr.write(`memdump: could not write the report (${(e as Error).message}); here it is:\n${text}${sig ? `signature:\n${sig}` : ''}`);
-    return { path: undefined, lost: 'E_WRITE' };
-  }
 }
