@@ -5,6 +5,7 @@ import { e01 } from './e01.js';
 import { elf } from './elf.js';
 import { padded, raw } from './flat.js';
 import { lime } from './lime.js';
+import { detectLayer } from '../sinks/decompress.js';
 import { loadSidecar } from './sidecar.js';
 import type { FormatName, FormatSpec, MemoryImage } from './types.js';
 
@@ -20,16 +21,6 @@ export function formatByName(name: string): FormatSpec {
 }
 
 export const HEAD_BYTES = 64 * 1024;
-
-/** A file that carries a transport layer (--recipient, --compress) rather than a container: say which. */
-function transportLayerOf(head: Buffer): string | undefined {
-  if (head.subarray(0, 21).toString('latin1') === 'age-encryption.org/v1') return 'age-encrypted';
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip-compressed';
-  // a zstd frame, or the skippable marker frame memdump writes first
-  const m = head.length >= 4 ? head.readUInt32LE(0) : 0;
-  if (m === 0xfd2fb528 || (m & 0xfffffff0) === 0x184d2a50) return 'zstd-compressed';
-  return undefined;
-}
 
 export async function detectFormat(file: RandomAccessFile): Promise<FormatSpec | undefined> {
   const head = await file.readAt(0n, HEAD_BYTES);
@@ -48,8 +39,9 @@ export async function openImage(path: string, format?: FormatName): Promise<Memo
       spec = magic?.needsSidecarMap ? magic : side ? formatByName(side.container) : magic;
     }
     if (!spec) {
-      const wrapped = transportLayerOf(await file.readAt(0n, 64));
-      if (wrapped) throw new MemdumpError('E_UNKNOWN_FORMAT', `${path} is ${wrapped}: undo it first with memdump decrypt ${path}${wrapped.startsWith('age') ? ' -i IDENTITY' : ''} (it checks the container against the report on the way out)`, { details: { layer: wrapped } });
+      // a file that carries a transport layer (--recipient, --compress) rather than a container: say which
+      const layer = detectLayer(await file.readAt(0n, 64));
+      if (layer) throw new MemdumpError('E_UNKNOWN_FORMAT', `${path} is ${layer === 'age' ? 'age-encrypted' : `${layer}-compressed`}: undo it first with memdump decrypt ${path}${layer === 'age' ? ' -i IDENTITY' : ''} (it checks the container against the report on the way out)`, { details: { layer } });
       throw new MemdumpError('E_UNKNOWN_FORMAT', `${path}: not a LiME, AVML, ELF or E01 file and no ${path}.map.json beside it; name the layout with --input-format padded|raw`);
     }
     return await spec.open(file, {});

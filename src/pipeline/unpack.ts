@@ -3,11 +3,12 @@ import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { MemdumpError, fromSystemError } from '../core/errors.js';
+import { RandomAccessFile } from '../core/file.js';
 import { type Digest, type HashResult, Hasher } from '../core/hasher.js';
 import type { Report } from '../core/report-schema.js';
-import { type AgeIdentity, VERSION_LINE } from '../crypto/age.js';
+import type { AgeIdentity } from '../crypto/age.js';
 import { decryptAge } from '../crypto/age-decrypt.js';
-import { type TransportCompression, compressionExtension, decompressStream, detectCompression } from '../sinks/decompress.js';
+import { type TransportCompression, compressionExtension, decompressStream, detectLayer } from '../sinks/decompress.js';
 import { FileSink } from '../sinks/file.js';
 import { StdoutSink } from '../sinks/stdout.js';
 import type { OutputSink } from '../sinks/types.js';
@@ -27,20 +28,14 @@ export interface UnpackResult {
   signature: SignatureCheck | null;
 }
 
-/** Layers from the report, else from the file's own magic (age header, then the decrypted stream's magic). */
+/** Without a report: the outermost layer from the file's own magic. */
 async function sniffLayers(input: string): Promise<('age' | TransportCompression)[]> {
-  const fh = await import('node:fs/promises').then((f) => f.open(input, 'r')).catch((e) => {
-    throw fromSystemError(e, `opening ${input}`);
-  });
+  const file = await RandomAccessFile.open(input);
   try {
-    const head = Buffer.alloc(64);
-    const { bytesRead } = await fh.read(head, 0, 64, 0);
-    const h = head.subarray(0, bytesRead);
-    if (h.subarray(0, VERSION_LINE.length).toString('latin1') === VERSION_LINE) return ['age'];
-    const c = detectCompression(h);
-    return c ? [c] : [];
+    const layer = detectLayer(await file.readAt(0n, 64));
+    return layer ? [layer] : [];
   } finally {
-    await fh.close();
+    await file.close();
   }
 }
 

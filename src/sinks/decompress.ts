@@ -1,5 +1,6 @@
 import { crc32, createGunzip, type Gunzip } from 'node:zlib';
 import { MemdumpError } from '../core/errors.js';
+import { VERSION_LINE } from '../crypto/age.js';
 import type { TransportCompression } from './compress.js';
 import { ByteInput, DEFAULT_LIMITS, loadZstd, parseMarker, walkZstd, zstdCorrupt, type ZstdLimits } from './zstd-frames.js';
 
@@ -17,6 +18,12 @@ export function detectCompression(head: Buffer): TransportCompression | undefine
   if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
   if (head.length >= 4 && (head[0]! & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return 'zstd';
   return undefined;
+}
+
+/** The outermost transport layer of a stored file, by its magic: age encryption, or a compression. */
+export function detectLayer(head: Buffer): 'age' | TransportCompression | undefined {
+  if (head.subarray(0, VERSION_LINE.length).toString('latin1') === VERSION_LINE) return 'age';
+  return detectCompression(head);
 }
 
 export function compressionExtension(algo: TransportCompression): 'gz' | 'zst' {
