@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { fromSystemError } from '../core/errors.js';
 import { escapeControl } from '../core/escape.js';
 import { type AgeIdentity, parseIdentities } from '../crypto/age.js';
 import { unpack } from '../pipeline/unpack.js';
 import type { GlobalOptions } from './common.js';
+import { readText, trustedKeyText } from './delivery-options.js';
 
 export function registerDecrypt(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
   program
@@ -28,16 +27,8 @@ to decrypt (altered, truncated, wrong identity) exits 15 and leaves no output (r
     .action(async (input: string, output: string | undefined, o: { identity: string[]; report?: string; trustedKey: string[] }) => {
       const g = globals();
       const identities: AgeIdentity[] = [];
-      for (const f of o.identity) {
-        let text: string;
-        try {
-          text = readFileSync(f, 'utf8');
-        } catch (e) {
-          throw fromSystemError(e, `reading identity ${f}`);
-        }
-        identities.push(...parseIdentities(text));
-      }
-      const trusted = o.trustedKey.map((k) => (/^sha256:[0-9a-f]{64}$/i.test(k) ? k.toLowerCase() : readFileSync(k, 'utf8')));
+      for (const f of o.identity) identities.push(...parseIdentities(readText(f, '--identity')));
+      const trusted = o.trustedKey.map(trustedKeyText);
       const r = await unpack({ input, ...(output ? { output } : {}), identities, ...(o.report ? { report: o.report } : {}), ...(trusted.length ? { trustedKeys: trusted } : {}) });
       // stdout may carry the container itself
       const say = output === '-' ? process.stderr : process.stdout;

@@ -57,12 +57,18 @@ export function addDeliveryOptions(cmd: Command, withTo: boolean): void {
     .option('--sign-key <pem>', 'sign the report with this Ed25519 private key (openssl genpkey -algorithm ed25519): REPORT.json.sig, checked by memdump verify');
 }
 
-function readText(path: string, what: string): string {
+/** A file named on the command line, with a coded error that names the option. */
+export function readText(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
     throw fromSystemError(e, `reading ${what} ${path}`);
   }
+}
+
+/** --trusted-key (verify, decrypt): a key id as it is, a PEM file's contents otherwise. */
+export function trustedKeyText(v: string): string {
+  return /^sha256:[0-9a-f]{64}$/i.test(v) ? v.toLowerCase() : readText(v, '--trusted-key');
 }
 
 function recipientsOf(o: DeliveryOpts): AgeRecipient[] {

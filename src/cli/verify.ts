@@ -2,19 +2,8 @@ import type { Command } from 'commander';
 import { escapeControl } from '../core/escape.js';
 import type { FormatName } from '../formats/types.js';
 import { verify } from '../pipeline/verify.js';
-import { readFileSync } from 'node:fs';
-import { fromSystemError } from '../core/errors.js';
 import { type GlobalOptions, parseSize, progressReporter } from './common.js';
-
-/** --trusted-key: a key id as it is, a PEM file's contents otherwise. */
-function trustedKeyText(v: string): string {
-  if (/^sha256:[0-9a-f]{64}$/i.test(v)) return v.toLowerCase();
-  try {
-    return readFileSync(v, 'utf8');
-  } catch (e) {
-    throw fromSystemError(e, `reading --trusted-key ${v}`);
-  }
-}
+import { trustedKeyText } from './delivery-options.js';
 
 export function registerVerify(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
   program
