@@ -182,31 +182,51 @@ export async function findReport(file: string, explicit?: string): Promise<{ pat
   return undefined;
 }
 
-export async function verify(file: string, options: { report?: string; digests?: string; windowSize?: bigint; inputFormat?: FormatName; trustedKeys?: readonly string[]; onProgress?: (d: bigint, t: bigint) => void } = {}): Promise<VerifyResult> {
-  const found = await findReport(file, options.report);
-  const r = found?.report;
-  const signature = found ? await checkSignature(found.path, found.text, options.trustedKeys) : options.trustedKeys?.length ? { path: file + REPORT_SUFFIX + '.sig', keyId: null, trusted: false, ok: false, error: 'no report found, so no signature to check' } : null;
-  const layers = r?.delivery?.layers ?? [];
-  if (r && layers.length > 0) return verifyStored(file, found!.path, r, layers, signature, options.onProgress);
-  const expected = r?.hashes ?? null;
-  const digests = expected ? (Object.keys(expected.digests).filter((k) => expected.digests[k as Digest]) as Digest[]) : parseDigests(options.digests ?? 'md5,sha1,sha256');
-  const windowSize = expected ? BigInt(expected.window.size) : (options.windowSize ?? 64n << 20n);
-  const windowDigest = (expected?.window.digest ?? undefined) as Digest | undefined;
-  const e01 = await checkE01(file, r, options.onProgress);
-  const files = await pieces(file, r, e01?.segments);
-  const actual = await hashFile(files, digests, windowSize, windowDigest, options.onProgress);
+/** The report's signature check; with trusted keys asked for and no report at all, a failed one. */
+export async function signatureOf(file: string, found: { path: string; text: string } | undefined, trusted: readonly string[] | undefined): Promise<SignatureCheck | null> {
+  if (found) return checkSignature(found.path, found.text, trusted);
+  return trusted?.length ? { path: file + REPORT_SUFFIX + '.sig', keyId: null, trusted: false, ok: false, error: 'no report found, so no signature to check' } : null;
+}
 
+/** What to hash to compare with a report: its digests, window size and window digest; the fallback without one. */
+export function hashPlanOf(expected: Report['hashes'] | null, fallback: { digests: readonly Digest[]; windowSize: bigint }): { digests: Digest[]; windowSize: bigint; windowDigest: Digest | undefined } {
+  if (!expected) return { digests: [...fallback.digests], windowSize: fallback.windowSize, windowDigest: undefined };
+  return {
+    digests: Object.keys(expected.digests).filter((k) => expected.digests[k as Digest]) as Digest[],
+    windowSize: BigInt(expected.window.size),
+    windowDigest: (expected.window.digest ?? undefined) as Digest | undefined,
+  };
+}
+
+/** Recomputed hashes against the report's: every digest, the window hashes that differ, the length. */
+export function compareHashes(expected: Report['hashes'] | null, actual: HashResult, digests: readonly Digest[]): { checks: Record<string, DigestCheck>; badWindows: number[]; lengthOk: boolean; ok: boolean } {
   const checks: Record<string, DigestCheck> = {};
   for (const d of digests) {
     const e = expected?.digests[d] ?? null;
     checks[d] = { expected: e, actual: actual.digests[d]!, ok: e === null || e === actual.digests[d] };
   }
-  const bad: number[] = [];
+  const badWindows: number[] = [];
   if (expected) {
     const n = Math.max(expected.window.hashes.length, actual.windows.length);
-    for (let i = 0; i < n; i++) if (expected.window.hashes[i] !== actual.windows[i]) bad.push(i);
+    for (let i = 0; i < n; i++) if (expected.window.hashes[i] !== actual.windows[i]) badWindows.push(i);
   }
   const lengthOk = !expected || BigInt(expected.length) === actual.length;
+  return { checks, badWindows, lengthOk, ok: lengthOk && badWindows.length === 0 && Object.values(checks).every((c) => c.ok) };
+}
+
+export async function verify(file: string, options: { report?: string; digests?: string; windowSize?: bigint; inputFormat?: FormatName; trustedKeys?: readonly string[]; onProgress?: (d: bigint, t: bigint) => void } = {}): Promise<VerifyResult> {
+  const found = await findReport(file, options.report);
+  const r = found?.report;
+  const signature = await signatureOf(file, found, options.trustedKeys);
+  const layers = r?.delivery?.layers ?? [];
+  if (r && layers.length > 0) return verifyStored(file, found!.path, r, layers, signature, options.onProgress);
+  const expected = r?.hashes ?? null;
+  const { digests, windowSize, windowDigest } = hashPlanOf(expected, { digests: parseDigests(options.digests ?? 'md5,sha1,sha256'), windowSize: options.windowSize ?? 64n << 20n });
+  const e01 = await checkE01(file, r, options.onProgress);
+  const files = await pieces(file, r, e01?.segments);
+  const actual = await hashFile(files, digests, windowSize, windowDigest, options.onProgress);
+
+  const { checks, badWindows: bad, lengthOk, ok: hashesOk } = compareHashes(expected, actual, digests);
   let firstBadWindow: VerifyResult['firstBadWindow'] = null;
   if (bad.length > 0) {
     const i = bad[0]!;
@@ -216,7 +236,7 @@ export async function verify(file: string, options: { report?: string; digests?:
   }
   const e01Ok = !e01 || e01.check.ok;
   const signatureOk = !signature || signature.ok;
-  const match = !!expected && lengthOk && bad.length === 0 && Object.values(checks).every((c) => c.ok) && e01Ok && signatureOk;
+  const match = !!expected && hashesOk && e01Ok && signatureOk;
   // without a report an E01 still proves itself: the digests stored inside it are compared
   const verdict = expected ? (match ? 'MATCH' : 'MISMATCH') : e01 ? (e01Ok && signatureOk ? 'MATCH' : 'MISMATCH') : signatureOk ? 'NO_REPORT' : 'MISMATCH';
   return {
