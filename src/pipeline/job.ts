@@ -18,12 +18,11 @@ import { collectContext } from './context.js';
 import { type CopyResult, copyMemory } from './copy.js';
 import { defaultMedia, estimateSize, exactSize, openSink, outputPath } from './job-output.js';
 import type { PolicyOptions } from './read-policy.js';
-import { type CaseFields, type ContextEntry, LOG_SUFFIX, type OutputEntry, REPORT_SUFFIX, buildReport, e01Section } from './report.js';
-import { SIGNATURE_SUFFIX, deliverReport, putSide } from './report-delivery.js';
+import { type CaseFields, type ContextEntry, LOG_SUFFIX, type OutputEntry, REPORT_SUFFIX, SIGNATURE_SUFFIX, buildReport, e01Section } from './report.js';
+import { deliverReport, putSide } from './report-delivery.js';
 import { checkSpace } from './space.js';
 
 export { defaultMedia, estimateSize, exactSize, outputPath } from './job-output.js';
-export { SIGNATURE_SUFFIX } from './report-delivery.js';
 
 export interface JobOptions {
   command: Report['command'];

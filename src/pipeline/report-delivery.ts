@@ -4,10 +4,7 @@ import type { DeliveryPlan } from '../delivery/plan.js';
 import type { RemoteTarget, SideRole } from '../delivery/types.js';
 import { writeFileExclusive } from '../sinks/exclusive.js';
 import type { JobOptions } from './job.js';
-import { LOG_SUFFIX, REPORT_SUFFIX, renderLog, serializeReport } from './report.js';
-
-/** The detached signature beside a report: REPORT.json.sig. */
-export const SIGNATURE_SUFFIX = '.sig';
+import { LOG_SUFFIX, REPORT_SUFFIX, SIGNATURE_SUFFIX, renderLog, serializeReport } from './report.js';
 
 /** A side file for the network target; a failure costs a warning, never the report (it still reaches stderr). */
 export async function putSide(target: RemoteTarget, role: SideRole, data: Buffer, warnings: string[]): Promise<string | undefined> {

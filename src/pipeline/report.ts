@@ -10,6 +10,8 @@ import type { CopyResult } from './copy.js';
 
 export const REPORT_SUFFIX = '.report.json';
 export const LOG_SUFFIX = '.log';
+/** The detached signature beside a report: REPORT.json.sig. */
+export const SIGNATURE_SUFFIX = '.sig';
 
 export interface CaseFields {
   case?: string | undefined;

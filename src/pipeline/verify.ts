@@ -8,7 +8,7 @@ import { e01MediaDigests } from '../formats/e01.js';
 import { openImage } from '../formats/registry.js';
 import type { FormatName } from '../formats/types.js';
 import { verifyReportSignature } from '../crypto/sign.js';
-import { REPORT_SUFFIX, parseReport } from './report.js';
+import { REPORT_SUFFIX, SIGNATURE_SUFFIX, parseReport } from './report.js';
 
 const READ = 8 << 20;
 
@@ -151,7 +151,7 @@ export interface SignatureCheck {
  * a signature by another key than a trusted one, or a missing signature when keys are given fails.
  */
 export async function checkSignature(reportPath: string, reportText: string, trusted: readonly string[] | undefined): Promise<SignatureCheck | null> {
-  const path = reportPath + '.sig';
+  const path = reportPath + SIGNATURE_SUFFIX;
   let sig: string;
   try {
     sig = await readFile(path, 'utf8');
@@ -185,7 +185,7 @@ export async function findReport(file: string, explicit?: string): Promise<{ pat
 /** The report's signature check; with trusted keys asked for and no report at all, a failed one. */
 export async function signatureOf(file: string, found: { path: string; text: string } | undefined, trusted: readonly string[] | undefined): Promise<SignatureCheck | null> {
   if (found) return checkSignature(found.path, found.text, trusted);
-  return trusted?.length ? { path: file + REPORT_SUFFIX + '.sig', keyId: null, trusted: false, ok: false, error: 'no report found, so no signature to check' } : null;
+  return trusted?.length ? { path: file + REPORT_SUFFIX + SIGNATURE_SUFFIX, keyId: null, trusted: false, ok: false, error: 'no report found, so no signature to check' } : null;
 }
 
 /** What to hash to compare with a report: its digests, window size and window digest; the fallback without one. */
