@@ -30,7 +30,12 @@ export function layersOf(p: DeliveryPlan | undefined): Layer[] {
 
 /** What a file with these layers is called after its container name: host.lime → host.lime.gz.age. */
 export function layerSuffix(layers: readonly Layer[]): string {
-  return layers.map((l) => '.' + (l === 'age' ? 'age' : compressionExtension(l))).join('');
+  return layers.map(layerExtension).join('');
+}
+
+/** The file-name extension one layer adds: .age, .gz, .zst. */
+export function layerExtension(layer: Layer): string {
+  return '.' + (layer === 'age' ? 'age' : compressionExtension(layer));
 }
 
 /** The stored size when it can be known before the first byte (a single pre-signed PUT needs it). */

@@ -8,7 +8,8 @@ import { type Digest, type HashResult, Hasher } from '../core/hasher.js';
 import type { Report } from '../core/report-schema.js';
 import type { AgeIdentity } from '../crypto/age.js';
 import { decryptAge } from '../crypto/age-decrypt.js';
-import { type TransportCompression, compressionExtension, decompressStream, detectLayer } from '../sinks/decompress.js';
+import { type Layer, layerExtension } from '../delivery/plan.js';
+import { type TransportCompression, decompressStream, detectLayer } from '../sinks/decompress.js';
 import { FileSink } from '../sinks/file.js';
 import { StdoutSink } from '../sinks/stdout.js';
 import type { OutputSink } from '../sinks/types.js';
@@ -29,7 +30,7 @@ export interface UnpackResult {
 }
 
 /** Without a report: the outermost layer from the file's own magic. */
-async function sniffLayers(input: string): Promise<('age' | TransportCompression)[]> {
+async function sniffLayers(input: string): Promise<Layer[]> {
   const file = await RandomAccessFile.open(input);
   try {
     const layer = detectLayer(await file.readAt(0n, 64));
@@ -40,10 +41,10 @@ async function sniffLayers(input: string): Promise<('age' | TransportCompression
 }
 
 /** host.lime.gz.age → host.lime: the container's name once the layers are undone. */
-export function containerName(input: string, layers: readonly string[]): string {
+export function containerName(input: string, layers: readonly Layer[]): string {
   let name = input;
   for (const l of [...layers].reverse()) {
-    const ext = '.' + (l === 'age' ? 'age' : compressionExtension(l as TransportCompression));
+    const ext = layerExtension(l);
     if (name.endsWith(ext)) name = name.slice(0, -ext.length);
   }
   return name === input ? input + '.out' : name;
@@ -56,7 +57,7 @@ export function containerName(input: string, layers: readonly string[]): string 
 export async function unpack(o: { input: string; output?: string; identities: readonly AgeIdentity[]; report?: string; trustedKeys?: readonly string[]; onProgress?: (done: bigint) => void }): Promise<UnpackResult> {
   const found = await findReport(o.input, o.report);
   const r: Report | undefined = found?.report;
-  let layers = (r?.delivery?.layers ?? []) as ('age' | TransportCompression)[];
+  let layers = (r?.delivery?.layers ?? []) as Layer[];
   if (!r?.delivery) {
     layers = await sniffLayers(o.input);
   }
