@@ -76,6 +76,24 @@ function seededOps(seed: number, bytes: number): Op[] {
   return ops;
 }
 
+
+/**
+ * A split of `base` into write()/writeZeros() calls: each cut is data, or zeros (the plaintext's stretch is zeroed
+ * then, so the output must not care which way a zero run was given). Returns the calls and the plaintext they make.
+ */
+function opsFromCuts(base: Buffer, cuts: readonly (readonly [number, boolean])[]): { ops: Op[]; want: Buffer } {
+  const plain = Buffer.from(base);
+  const ops: Op[] = [];
+  let off = 0;
+  for (const [len, asZeros] of cuts) {
+    const n = Math.min(len, plain.length - off);
+    if (asZeros) (plain.fill(0, off, off + n), ops.push({ kind: 'zeros', n: BigInt(n) }));
+    else ops.push({ kind: 'data', buf: Buffer.from(plain.subarray(off, off + n)) });
+    off += n;
+  }
+  return { ops, want: plain.subarray(0, off) };
+}
+
 describe('CompressSink (gzip)', () => {
   it('output decompresses with gzip -dc byte for byte: seeded mixed data, odd writes, zero runs, a 300 MiB hole', async () => {
     const ops: Op[] = [...seededOps(11, 9 * BLOCK_BYTES + 12345), { kind: 'zeros', n: 300n * BigInt(BLOCK_BYTES) + 5n }, { kind: 'data', buf: Buffer.from('tail') }];
@@ -183,17 +201,7 @@ describe('CompressSink (gzip)', () => {
         fc.array(fc.tuple(fc.integer({ min: 0, max: 2 * BLOCK_BYTES }), fc.boolean()), { minLength: 1, maxLength: 12 }),
         fc.integer({ min: 0, max: 3 }),
         async (cuts, parallel) => {
-          // zero stretches of the plaintext may go either as data or as writeZeros: the output must not care
-          const plain = Buffer.from(base);
-          const ops: Op[] = [];
-          let off = 0;
-          for (const [len, asZeros] of cuts) {
-            const n = Math.min(len, plain.length - off);
-            if (asZeros) (plain.fill(0, off, off + n), ops.push({ kind: 'zeros', n: BigInt(n) }));
-            else ops.push({ kind: 'data', buf: Buffer.from(plain.subarray(off, off + n)) });
-            off += n;
-          }
-          const want = plain.subarray(0, off);
+          const { ops, want } = opsFromCuts(base, cuts);
           const { sink, inner } = await run(ops, parallel);
           assert.equal(sink.position, BigInt(want.length));
           assert.ok(gunzipSync(inner.bytes).equals(want));
@@ -324,16 +332,7 @@ describe('CompressSink (zstd)', () => {
         fc.array(fc.tuple(fc.integer({ min: 0, max: 2 * BLOCK_BYTES }), fc.boolean()), { minLength: 1, maxLength: 12 }),
         fc.integer({ min: 0, max: 3 }),
         async (cuts, parallel) => {
-          const plain = Buffer.from(base);
-          const ops: Op[] = [];
-          let off = 0;
-          for (const [len, asZeros] of cuts) {
-            const n = Math.min(len, plain.length - off);
-            if (asZeros) (plain.fill(0, off, off + n), ops.push({ kind: 'zeros', n: BigInt(n) }));
-            else ops.push({ kind: 'data', buf: Buffer.from(plain.subarray(off, off + n)) });
-            off += n;
-          }
-          const want = plain.subarray(0, off);
+          const { ops, want } = opsFromCuts(base, cuts);
           const { sink, inner } = await run(ops, parallel, 'zstd');
           assert.equal(sink.position, BigInt(want.length));
           const got: Buffer[] = [];

@@ -37,6 +37,30 @@ function cli(cmd: string, args: string[], data: Buffer): Buffer {
 
 const hasPigz = spawnSync('pigz', ['--version']).status === 0;
 
+
+/**
+ * Reads a decompressed stream that must be all zeros, sampling memory every `every` pieces: the bytes seen and
+ * how far external buffers and RSS grew above the start.
+ */
+async function drainZeros(stream: AsyncIterable<Buffer>, every: number): Promise<{ n: number; peakBuffers: number; peakRss: number }> {
+  const base = process.memoryUsage();
+  const zero = Buffer.alloc(1 << 20);
+  let peakBuffers = 0;
+  let peakRss = 0;
+  let n = 0;
+  let pieces = 0;
+  for await (const b of stream) {
+    assert.ok(b.length <= zero.length && b.equals(zero.subarray(0, b.length)), `non-zero bytes near ${n}`);
+    n += b.length;
+    if (++pieces % every === 0) {
+      const m = process.memoryUsage();
+      peakBuffers = Math.max(peakBuffers, m.arrayBuffers - base.arrayBuffers);
+      peakRss = Math.max(peakRss, m.rss - base.rss);
+    }
+  }
+  return { n, peakBuffers, peakRss };
+}
+
 describe('decompressStream (gzip)', () => {
   const data = mixedContent(21, 3 * 1024 * 1024 + 77);
 
@@ -99,21 +123,7 @@ describe('decompressStream (gzip)', () => {
     await sink.finish();
     writeFileSync(file, gz.bytes);
     assert.ok(gz.bytes.length < 4 << 20, `${gz.bytes.length} compressed bytes`);
-    const base = process.memoryUsage();
-    let peakBuffers = 0;
-    let peakRss = 0;
-    let n = 0;
-    let pieces = 0;
-    const zero = Buffer.alloc(1 << 20);
-    for await (const b of decompressStream('gzip', createReadStream(file) as AsyncIterable<Buffer>)) {
-      assert.ok(b.length <= zero.length && b.equals(zero.subarray(0, b.length)), `non-zero bytes near ${n}`);
-      n += b.length;
-      if (++pieces % 64 === 0) {
-        const m = process.memoryUsage();
-        peakBuffers = Math.max(peakBuffers, m.arrayBuffers - base.arrayBuffers);
-        peakRss = Math.max(peakRss, m.rss - base.rss);
-      }
-    }
+    const { n, peakBuffers, peakRss } = await drainZeros(decompressStream('gzip', createReadStream(file) as AsyncIterable<Buffer>), 64);
     assert.equal(BigInt(n), total);
     assert.ok(peakBuffers < 64 * 1024 * 1024, `external buffers grew by ${peakBuffers} bytes`);
     assert.ok(peakRss < 128 * 1024 * 1024, `RSS grew by ${peakRss} bytes`);
@@ -275,21 +285,7 @@ describe('decompressStream (zstd)', () => {
     await sink.finish();
     writeFileSync(file, zs.bytes);
     assert.ok(zs.bytes.length < 1 << 20, `${zs.bytes.length} compressed bytes`);
-    const base = process.memoryUsage();
-    let peakBuffers = 0;
-    let peakRss = 0;
-    let n = 0;
-    let count = 0;
-    const zero = Buffer.alloc(1 << 20);
-    for await (const b of decompressStream('zstd', createReadStream(file, { highWaterMark: 4096 }) as AsyncIterable<Buffer>)) {
-      assert.ok(b.length <= zero.length && b.equals(zero.subarray(0, b.length)), `non-zero bytes near ${n}`);
-      n += b.length;
-      if (++count % 16 === 0) {
-        const m = process.memoryUsage();
-        peakBuffers = Math.max(peakBuffers, m.arrayBuffers - base.arrayBuffers);
-        peakRss = Math.max(peakRss, m.rss - base.rss);
-      }
-    }
+    const { n, peakBuffers, peakRss } = await drainZeros(decompressStream('zstd', createReadStream(file, { highWaterMark: 4096 }) as AsyncIterable<Buffer>), 16);
     assert.equal(BigInt(n), total);
     assert.ok(peakBuffers < 64 * 1024 * 1024, `external buffers grew by ${peakBuffers} bytes`);
     assert.ok(peakRss < 128 * 1024 * 1024, `RSS grew by ${peakRss} bytes`);
