@@ -1,7 +1,11 @@
 import type { Range } from '../core/ranges.js';
 import type { RandomAccessFile } from '../core/file.js';
 
-export type FormatName = 'lime' | 'padded' | 'raw' | 'elf' | 'avml' | 'e01';
+/** Containers memdump writes (and reads). */
+export type WritableFormatName = 'lime' | 'padded' | 'raw' | 'elf' | 'avml' | 'e01';
+/** Foreign containers memdump only reads: convert them into a writable one. */
+export type ReadOnlyFormatName = 'kdump' | 'wincrash' | 'hiberfil' | 'vmware';
+export type FormatName = WritableFormatName | ReadOnlyFormatName;
 
 /** An ELF-style note carried through conversions (VMCOREINFO from kcore or a QEMU dump). */
 export interface ImageNote {
@@ -92,16 +96,31 @@ export interface ContainerWriter {
 export interface OpenOptions {
   /** Runs from a sidecar map (raw and padded carry no addresses of their own). */
   readonly sidecarRuns?: readonly Range[];
+  /**
+   * Path the file was opened from, for formats whose memory and metadata live in companion files
+   * (VMware: HOST.vmem beside HOST.vmss/.vmsn). A reader that opens companions closes them in close().
+   */
+  readonly path?: string;
 }
 
-export interface FormatSpec {
+/** Detection and reading of one container. Every format has one; only writable ones are also a FormatSpec. */
+export interface FormatReader {
   readonly name: FormatName;
-  readonly extension: string;
   readonly description: string;
-  /** The container has no map of its own: writing it also writes a sidecar map. */
-  readonly needsSidecarMap: boolean;
   /** Cheap check of the first bytes (up to 64 KiB) and total size. */
   detect(head: Buffer, size: bigint): boolean;
   open(file: RandomAccessFile, options: OpenOptions): Promise<MemoryImage>;
+  /**
+   * For a file without magic of its own (VMware .vmem): the companion file that describes it, if one lies
+   * beside `path`. openImage then opens the companion with this reader.
+   */
+  companionOf?(path: string): Promise<string | undefined>;
+}
+
+export interface FormatSpec extends FormatReader {
+  readonly name: WritableFormatName;
+  readonly extension: string;
+  /** The container has no map of its own: writing it also writes a sidecar map. */
+  readonly needsSidecarMap: boolean;
   createWriter(out: ByteSink, plan: WritePlan): ContainerWriter;
 }
