@@ -35,10 +35,10 @@ export function registerConvert(program: Command, globals: () => GlobalOptions, 
   const cmd = program
     .command('convert')
     .description('convert a memory image between formats without loss (map and notes carried), with hashes and a report')
-    .argument('<input>', 'LiME, AVML, ELF, E01, padded or raw image')
+    .argument('<input>', 'any image memdump reads: LiME, AVML, ELF (QEMU, VirtualBox, kcore-style), E01, padded, raw, kdump-compressed, Windows crash dump, hiberfil.sys, VMware .vmss/.vmsn/.vmem')
     .argument('<output>', 'new file, - for standard output, or a network destination: tls://HOST:PORT, https://PRESIGNED-URL, s3-presigned:MANIFEST.json (e01: .E01 is appended if missing; more segments follow as .E02, …)')
     .requiredOption('-t, --to <format>', 'lime | padded | raw | elf | avml | e01')
-    .option('--input-format <name>', 'read the input as this format (padded or raw files have no magic)')
+    .option('--input-format <name>', 'read the input as this format (padded or raw files have no magic): lime, avml, elf, e01, kdump, wincrash, hiberfil, vmware, padded, raw')
     .option('--allow-raw', 'permit --to raw (addresses only in OUT.map.json)')
     .option('--report <path>', 'with output -: write the report here instead of standard error');
   addHashOptions(cmd);
@@ -52,6 +52,9 @@ export function registerConvert(program: Command, globals: () => GlobalOptions, 
 Examples:
   memdump convert host.avml host.lime --to lime        # for Volatility 3 without its AVML layer
   memdump convert host.lime host.elf --to elf          # for tools that read QEMU/VirtualBox ELF dumps
+  memdump convert hiberfil.sys laptop.lime --to lime   # Windows 7–11 hibernation file, decompressed on the way
+  memdump convert MEMORY.DMP win.lime --to lime        # Windows crash dump (full or bitmap)
+  memdump convert vm.vmss vm.lime --to lime            # VMware suspend state (+ vm.vmem beside it)
   memdump convert guest.elf guest.padded --to padded   # offset = physical address (+ guest.padded.map.json)
   memdump convert host.lime host.E01 --to e01 --case IR-42 --segment-size 2G   # for EnCase, X-Ways, ewf-tools
                                                        # (media = padded layout; ewfverify host.E01)

@@ -10,11 +10,11 @@ export function registerInfo(program: Command, globals: () => GlobalOptions, set
     .command('info')
     .description('describe a memory image: format, ranges, holes, banner, and whether it matches its report')
     .argument('<file>')
-    .option('--input-format <name>', 'read the file as this format (padded or raw have no magic)')
+    .option('--input-format <name>', 'read the file as this format (padded or raw have no magic): lime, avml, elf, e01, kdump, wincrash, hiberfil, vmware, padded, raw')
     .option('--content-hash', 'also compute the container-independent content hash (reads every byte)')
     .option('--no-banner', 'skip the search for a Linux version banner')
     .option('--ranges', 'list every range (always included with --json)')
-    .addHelpText('after', '\nExamples:\n  memdump info host.lime\n  memdump info --json --content-hash host.avml')
+    .addHelpText('after', '\nExamples:\n  memdump info host.lime\n  memdump info --json --content-hash host.avml\n  memdump info MEMORY.DMP          # Windows crash dump: version, bugcheck, DirectoryTableBase, KdDebuggerDataBlock\n  memdump info hiberfil.sys\n  memdump info guest.vmem           # reads guest.vmss/.vmsn beside it for the memory map')
     .action(async (file: string, o: { inputFormat?: string; contentHash?: boolean; banner: boolean; ranges?: boolean }) => {
       const g = globals();
       const r = await info(file, { ...(o.inputFormat ? { inputFormat: o.inputFormat as FormatName } : {}), contentHash: !!o.contentHash, banner: o.banner });
