@@ -3,6 +3,7 @@ import type { RandomAccessFile } from '../core/file.js';
 import type { Range } from '../core/ranges.js';
 import { EHDR_SIZE, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE, encodeNote, isElf64Le, readElfHeaders, readElfNotes } from './elf-parse.js';
 import { RunIndex } from './run-index.js';
+import { elfProducer } from './vbox-core.js';
 import type { ByteSink, ContainerWriter, FormatSpec, MemoryImage, WritePlan } from './types.js';
 
 const ET_CORE = 4;
@@ -142,6 +143,7 @@ export const elf: FormatSpec = {
       machine: h.machine,
       loadSegments: loads.length,
       noteNames: [...new Set(notes.map((n) => n.name))],
+      ...elfProducer(notes),
       ...(memszBeyondFile > 0 ? { segmentsWithMemszBeyondFilesz: memszBeyondFile } : {}),
     });
   },

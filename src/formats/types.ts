@@ -112,7 +112,8 @@ export interface FormatReader {
   open(file: RandomAccessFile, options: OpenOptions): Promise<MemoryImage>;
   /**
    * For a file without magic of its own (VMware .vmem): the companion file that describes it, if one lies
-   * beside `path`. openImage then opens the companion with this reader.
+   * beside `path`. openImage then opens the companion with this reader. A reader may return `path` itself when
+   * it can read the file alone (a lone .vmem is flat memory from address 0, flagged in its details).
    */
   companionOf?(path: string): Promise<string | undefined>;
 }
