@@ -1,0 +1,231 @@
+/**
+ * The fixed header of a Windows kernel crash dump: DUMP_HEADER32 (0x1000 bytes, "PAGEDUMP") and DUMP_HEADER64
+ * (0x2000 bytes, "PAGEDU64").
+ *
+ * Offsets come from the struct definitions in Microsoft's mindumpdef.h (Windows SDK: DUMP_HEADER32 / DUMP_HEADER64,
+ * DMP_PHYSICAL_MEMORY_BLOCK_SIZE_* = 700, DMP_CONTEXT_RECORD_SIZE_32 = 1200 / _64 = 3000, DMP_RESERVED_0_SIZE_32 =
+ * 1760, _64 = 4008) with C alignment applied, and were checked field by field against Volatility 3
+ * (symbols/windows/crash.json for 32-bit: DumpType 3976, RequiredDumpSpace 4000, SystemUpTime 4024, SystemTime 4032,
+ * Comment 2080) and kdmp-parser-rs (src/structs.rs Header64, whose padding after PhysicalMemoryBlockBuffer and after
+ * DumpType was found by its author in nt!IoFillDumpHeader: ContextRecord at 0x348, DumpType at 0xF98) and QEMU's
+ * packed WinDumpHeader64 (include/qemu/win_dump_defs.h), which spells the padding out.
+ */
+import { ByteReader, corrupt } from '../core/bytes.js';
+import { hex } from '../core/errors.js';
+
+export const PAGE_SIZE = 0x1000;
+export const SIGNATURE_PAGE = 0x45474150; // "PAGE"
+export const VALID_DUMP32 = 0x504d5544; // "DUMP"
+export const VALID_DUMP64 = 0x34365544; // "DU64"
+export const HEADER32_SIZE = 0x1000;
+export const HEADER64_SIZE = 0x2000;
+/** Both PhysicalMemoryBlockBuffer fields are 700 bytes (mindumpdef.h). */
+export const PHYS_BLOCK_BYTES = 700;
+/**
+ * In the 64-bit header the 8-byte alignment of ContextRecord leaves 704 bytes (0x88..0x348): room for 43 runs, and
+ * QEMU's dump-guest-memory win-dmp writer (include/qemu/win_dump_defs.h: Run[43], PhysicalMemoryBlockBuffer[704])
+ * fills all of them, so we read them too.
+ */
+export const PHYS_BLOCK_BYTES64 = 704;
+
+/** Field offsets, one table per header width (see the file comment for where each comes from). */
+export const OFF32 = {
+  majorVersion: 0x08,
+  minorVersion: 0x0c,
+  directoryTableBase: 0x10,
+  pfnDataBase: 0x14,
+  psLoadedModuleList: 0x18,
+  psActiveProcessHead: 0x1c,
+  machineImageType: 0x20,
+  numberProcessors: 0x24,
+  bugCheckCode: 0x28,
+  bugCheckParameters: 0x2c, // 4 x u32
+  versionUser: 0x3c, // char[32]
+  paeEnabled: 0x5c, // u8
+  kdSecondaryVersion: 0x5d, // u8
+  kdDebuggerDataBlock: 0x60,
+  physicalMemoryBlock: 0x64, // NumberOfRuns u32, NumberOfPages u32, Run[] { BasePage u32, PageCount u32 }
+  comment: 0x820, // char[128], after ContextRecord (0x320) and EXCEPTION_RECORD32 (0x7d0, 80 bytes)
+  attributes: 0x8a0,
+  bootId: 0x8a4,
+  dumpType: 0xf88,
+  requiredDumpSpace: 0xfa0, // u64
+  systemUpTime: 0xfb8, // u64, 100 ns units
+  systemTime: 0xfc0, // u64 FILETIME
+} as const;
+
+export const OFF64 = {
+  majorVersion: 0x08,
+  minorVersion: 0x0c,
+  directoryTableBase: 0x10,
+  pfnDataBase: 0x18,
+  psLoadedModuleList: 0x20,
+  psActiveProcessHead: 0x28,
+  machineImageType: 0x30,
+  numberProcessors: 0x34,
+  bugCheckCode: 0x38,
+  bugCheckParameters: 0x40, // 4 x u64 (u32 BugCheckCode is padded to 8)
+  versionUser: 0x60,
+  kdDebuggerDataBlock: 0x80,
+  physicalMemoryBlock: 0x88, // NumberOfRuns u32, pad, NumberOfPages u64, Run[] { BasePage u64, PageCount u64 }
+  dumpType: 0xf98, // after ContextRecord (0x348) and EXCEPTION_RECORD64 (0xf00, 0x98 bytes)
+  requiredDumpSpace: 0xfa0,
+  systemTime: 0xfa8,
+  comment: 0xfb0,
+  systemUpTime: 0x1030,
+  kdSecondaryVersion: 0x104d,
+  attributes: 0x1050,
+  bootId: 0x1054,
+} as const;
+
+/** DUMP_FILE_ATTRIBUTES bit 8: the page data is encrypted (only the secure header is plain). */
+export const ATTR_ENCRYPTED = 1 << 8;
+
+export interface PhysicalMemoryRun {
+  readonly basePage: bigint;
+  readonly pageCount: bigint;
+}
+
+export interface PhysicalMemoryBlock {
+  readonly numberOfRuns: number;
+  readonly numberOfPages: bigint;
+  /** The runs the 700-byte buffer can hold (NumberOfRuns may claim more: the caller decides what that means). */
+  readonly runs: readonly PhysicalMemoryRun[];
+  /** How many runs fit in the buffer: 43 (64-bit), 86 (32-bit). */
+  readonly capacity: number;
+}
+
+export interface CrashHeader {
+  readonly bits: 32 | 64;
+  readonly headerSize: number;
+  readonly majorVersion: number;
+  readonly minorVersion: number;
+  readonly directoryTableBase: bigint;
+  readonly pfnDataBase: bigint;
+  readonly psLoadedModuleList: bigint;
+  readonly psActiveProcessHead: bigint;
+  readonly machineImageType: number;
+  readonly numberProcessors: number;
+  readonly bugCheckCode: number;
+  readonly bugCheckParameters: readonly [bigint, bigint, bigint, bigint];
+  readonly versionUser: string;
+  readonly kdDebuggerDataBlock: bigint;
+  /** 32-bit only: the dump was taken with PAE paging (physical addresses beyond 4 GiB possible). */
+  readonly paeEnabled: boolean | undefined;
+  readonly kdSecondaryVersion: number;
+  readonly physicalMemoryBlock: PhysicalMemoryBlock;
+  readonly dumpType: number;
+  readonly requiredDumpSpace: bigint;
+  readonly systemTime: bigint;
+  readonly systemUpTime: bigint;
+  readonly comment: string;
+  readonly attributes: number;
+  readonly bootId: number;
+}
+
+/** 32 or 64 for a "PAGEDUMP" / "PAGEDU64" signature, else undefined. */
+export function headerBits(head: Buffer): 32 | 64 | undefined {
+  if (head.length < 8 || head.readUInt32LE(0) !== SIGNATURE_PAGE) return undefined;
+  const v = head.readUInt32LE(4);
+  return v === VALID_DUMP32 ? 32 : v === VALID_DUMP64 ? 64 : undefined;
+}
+
+/** Parse the fixed header from its first headerSize bytes (the caller reads 0x1000 or 0x2000 bytes). */
+export function parseCrashHeader(buf: Buffer): CrashHeader {
+  const bits = headerBits(buf);
+  if (bits === undefined) throw corrupt('not a Windows crash dump header (no PAGEDUMP / PAGEDU64 signature)', 0n);
+  const r = new ByteReader(buf, 0n, `Windows crash dump header (${bits}-bit)`);
+  const headerSize = bits === 64 ? HEADER64_SIZE : HEADER32_SIZE;
+  r.bytes(0, headerSize); // E_TRUNCATED now rather than half-way through the fields
+  if (bits === 64) {
+    const o = OFF64;
+    return {
+      bits,
+      headerSize,
+      majorVersion: r.u32(o.majorVersion),
+      minorVersion: r.u32(o.minorVersion),
+      directoryTableBase: r.u64(o.directoryTableBase),
+      pfnDataBase: r.u64(o.pfnDataBase),
+      psLoadedModuleList: r.u64(o.psLoadedModuleList),
+      psActiveProcessHead: r.u64(o.psActiveProcessHead),
+      machineImageType: r.u32(o.machineImageType),
+      numberProcessors: r.u32(o.numberProcessors),
+      bugCheckCode: r.u32(o.bugCheckCode),
+      bugCheckParameters: [0, 1, 2, 3].map((i) => r.u64(o.bugCheckParameters + 8 * i)) as [bigint, bigint, bigint, bigint],
+      versionUser: r.cstr(o.versionUser, 32),
+      kdDebuggerDataBlock: r.u64(o.kdDebuggerDataBlock),
+      paeEnabled: undefined,
+      kdSecondaryVersion: r.u8(o.kdSecondaryVersion),
+      physicalMemoryBlock: parseBlock64(r.sub(o.physicalMemoryBlock, PHYS_BLOCK_BYTES64, 'PhysicalMemoryBlock')),
+      dumpType: r.u32(o.dumpType),
+      requiredDumpSpace: r.u64(o.requiredDumpSpace),
+      systemTime: r.u64(o.systemTime),
+      systemUpTime: r.u64(o.systemUpTime),
+      comment: r.cstr(o.comment, 128),
+      attributes: r.u32(o.attributes),
+      bootId: r.u32(o.bootId),
+    };
+  }
+  const o = OFF32;
+  const u32 = (off: number) => BigInt(r.u32(off));
+  return {
+    bits,
+    headerSize,
+    majorVersion: r.u32(o.majorVersion),
+    minorVersion: r.u32(o.minorVersion),
+    directoryTableBase: u32(o.directoryTableBase),
+    pfnDataBase: u32(o.pfnDataBase),
+    psLoadedModuleList: u32(o.psLoadedModuleList),
+    psActiveProcessHead: u32(o.psActiveProcessHead),
+    machineImageType: r.u32(o.machineImageType),
+    numberProcessors: r.u32(o.numberProcessors),
+    bugCheckCode: r.u32(o.bugCheckCode),
+    bugCheckParameters: [0, 1, 2, 3].map((i) => u32(o.bugCheckParameters + 4 * i)) as [bigint, bigint, bigint, bigint],
+    versionUser: r.cstr(o.versionUser, 32),
+    kdDebuggerDataBlock: u32(o.kdDebuggerDataBlock),
+    paeEnabled: r.u8(o.paeEnabled) !== 0,
+    kdSecondaryVersion: r.u8(o.kdSecondaryVersion),
+    physicalMemoryBlock: parseBlock32(r.sub(o.physicalMemoryBlock, PHYS_BLOCK_BYTES, 'PhysicalMemoryBlock')),
+    dumpType: r.u32(o.dumpType),
+    requiredDumpSpace: r.u64(o.requiredDumpSpace),
+    systemTime: r.u64(o.systemTime),
+    systemUpTime: r.u64(o.systemUpTime),
+    comment: r.cstr(o.comment, 128),
+    attributes: r.u32(o.attributes),
+    bootId: r.u32(o.bootId),
+  };
+}
+
+function parseBlock64(r: ByteReader): PhysicalMemoryBlock {
+  const capacity = Math.floor((PHYS_BLOCK_BYTES64 - 16) / 16);
+  const numberOfRuns = r.u32(0);
+  const runs: PhysicalMemoryRun[] = [];
+  for (let i = 0; i < Math.min(numberOfRuns, capacity); i++) runs.push({ basePage: r.u64(16 + 16 * i), pageCount: r.u64(24 + 16 * i) });
+  return { numberOfRuns, numberOfPages: r.u64(8), runs, capacity };
+}
+
+function parseBlock32(r: ByteReader): PhysicalMemoryBlock {
+  const capacity = Math.floor((PHYS_BLOCK_BYTES - 8) / 8);
+  const numberOfRuns = r.u32(0);
+  const runs: PhysicalMemoryRun[] = [];
+  for (let i = 0; i < Math.min(numberOfRuns, capacity); i++) runs.push({ basePage: BigInt(r.u32(8 + 8 * i)), pageCount: BigInt(r.u32(12 + 8 * i)) });
+  return { numberOfRuns, numberOfPages: BigInt(r.u32(4)), runs, capacity };
+}
+
+/** FILETIME (100 ns since 1601-01-01 UTC) as ISO 8601, null for 0, the raw value in hex past year 9999. */
+export function filetimeToIso(ft: bigint): string | null {
+  if (ft === 0n) return null;
+  const ms = Number(ft / 10_000n) - 11_644_473_600_000;
+  const d = new Date(ms);
+  if (!Number.isFinite(d.getTime()) || d.getUTCFullYear() > 9999) return hex(ft); // garbage, not a date worth printing
+  const frac = (ft % 10_000n).toString().padStart(4, '0'); // keep the 100 ns digits Date drops
+  return d.toISOString().replace(/Z$/, `${frac}Z`);
+}
+
+/** SystemUpTime (100 ns units) as "D days HH:MM:SS.fffffff". */
+export function uptimeText(ticks: bigint): string {
+  const s = ticks / 10_000_000n;
+  const f = (ticks % 10_000_000n).toString().padStart(7, '0');
+  const two = (n: bigint) => n.toString().padStart(2, '0');
+  return `${s / 86400n} days ${two((s / 3600n) % 24n)}:${two((s / 60n) % 60n)}:${two(s % 60n)}.${f}`;
+}
