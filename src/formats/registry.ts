@@ -56,32 +56,44 @@ async function companionOf(path: string): Promise<{ reader: FormatReader; compan
   return undefined;
 }
 
-/** Open any memory image: by explicit format, by its sidecar map, or by magic. */
+function layerError(path: string, layer: string): MemdumpError {
+  return new MemdumpError('E_UNKNOWN_FORMAT', `${path} is ${layer === 'age' ? 'age-encrypted' : `${layer}-compressed`}: undo it first with memdump decrypt ${path}${layer === 'age' ? ' -i IDENTITY' : ''} (it checks the container against the report on the way out)`, { details: { layer } });
+}
+
+/**
+ * Open any memory image: by explicit format, by a companion that describes it, by its sidecar map, or by magic.
+ * A file described by a companion (HOST.vmem) holds guest memory, so its first bytes say nothing about its
+ * format: the companion is consulted before any magic, and also when the format is named.
+ */
 export async function openImage(path: string, format?: FormatName): Promise<MemoryImage> {
   let file = await RandomAccessFile.open(path);
   let openedPath = path;
   try {
-    let spec: FormatReader | undefined = format ? readerByName(format) : undefined;
+    const named = format ? readerByName(format) : undefined;
+    const pair = named ? ((c) => (c === undefined ? undefined : { reader: named, companion: c }))(await named.companionOf?.(path)) : await companionOf(path);
+    let spec: FormatReader | undefined = named;
+    if (pair) {
+      // a compressed or encrypted .vmem would otherwise be read as guest memory
+      const layer = detectLayer(await file.readAt(0n, 64));
+      if (layer) throw layerError(path, layer);
+      if (pair.companion !== path) {
+        await file.close();
+        file = await RandomAccessFile.open(pair.companion);
+        openedPath = pair.companion;
+      }
+      spec = pair.reader;
+    }
     if (!spec) {
       // E01 has magic and also a sidecar map (for its runs): the magic decides, the map only says where runs are.
       const magic = await detectFormat(file);
-      const hasOwnMap = magic !== undefined && (magic as Partial<FormatSpec>).needsSidecarMap === true;
-      const side = hasOwnMap ? undefined : await loadSidecar(path);
-      spec = hasOwnMap ? magic : side ? formatByName(side.container) : magic;
-      if (!spec) {
-        const pair = await companionOf(path);
-        if (pair) {
-          await file.close();
-          file = await RandomAccessFile.open(pair.companion);
-          openedPath = pair.companion;
-          spec = pair.reader;
-        }
-      }
+      const magicWithSidecar = magic !== undefined && (magic as Partial<FormatSpec>).needsSidecarMap === true;
+      const side = magicWithSidecar ? undefined : await loadSidecar(path);
+      spec = magicWithSidecar ? magic : side ? formatByName(side.container) : magic;
     }
     if (!spec) {
       // a file that carries a transport layer (--recipient, --compress) rather than a container: say which
       const layer = detectLayer(await file.readAt(0n, 64));
-      if (layer) throw new MemdumpError('E_UNKNOWN_FORMAT', `${path} is ${layer === 'age' ? 'age-encrypted' : `${layer}-compressed`}: undo it first with memdump decrypt ${path}${layer === 'age' ? ' -i IDENTITY' : ''} (it checks the container against the report on the way out)`, { details: { layer } });
+      if (layer) throw layerError(path, layer);
       throw new MemdumpError('E_UNKNOWN_FORMAT', `${path}: not a memory image memdump recognises (${READER_NAMES.filter((n) => n !== 'raw' && n !== 'padded').join(', ')}) and no ${path}.map.json beside it; name the layout with --input-format padded|raw`);
     }
     return await spec.open(file, { path: openedPath });
