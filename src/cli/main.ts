@@ -18,6 +18,7 @@ import { registerReceive } from './receive.js';
 import { registerRegions } from './regions.js';
 import { registerSwap } from './swap.js';
 import { registerVerify } from './verify.js';
+import { registerVm } from './vm.js';
 import { registerWatch } from './watch.js';
 
 const EXIT_HELP = `
@@ -65,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   registerReceive(program, globals, setExit);
   registerPresign(program, globals, setExit);
   registerDecrypt(program, globals, setExit);
+  registerVm(program, globals, setExit);
   try {
     await program.parseAsync(argv);
     return exitCode;

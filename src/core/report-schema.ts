@@ -126,7 +126,7 @@ export const reportSchema = z.object({
   failure: z
     .object({ code: z.string(), message: z.string(), lastGoodOffset: dec, lastAddress: hex.nullable() })
     .nullable(),
-  command: z.enum(['acquire', 'convert', 'process', 'regions', 'image', 'swap', 'core-handler']),
+  command: z.enum(['acquire', 'convert', 'process', 'regions', 'image', 'swap', 'core-handler', 'vm']),
   tool: z.object({ name: z.literal('memdump'), version: z.string(), entry: z.string(), entrySha256: z.string(), node: z.string() }),
   argv: z.array(z.string()),
   case: z.object({ case: z.string().nullable(), examiner: z.string().nullable(), evidence: z.string().nullable(), notes: z.string().nullable() }),

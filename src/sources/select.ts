@@ -35,7 +35,7 @@ export interface Selected {
  * kcore first: it survives lockdown=integrity and needs no driver; /dev/crash next (RHEL-family hosts);
  * /dev/mem last (STRICT_DEVMEM makes it useless on most distributions).
  */
-export const AUTO_ORDER: readonly Exclude<SourceKind, 'file' | 'image' | 'process' | 'device'>[] = ['kcore', 'crash', 'mem'];
+export const AUTO_ORDER: readonly Exclude<SourceKind, 'file' | 'image' | 'process' | 'device' | 'vm'>[] = ['kcore', 'crash', 'mem'];
 
 async function readIomem(path: string): Promise<string> {
   try {

@@ -2,7 +2,7 @@ import type { Range } from '../core/ranges.js';
 import type { ImageNote } from '../formats/types.js';
 
 /** 'device': a block device or file imaged whole (`image`, `swap`). */
-export type SourceKind = 'kcore' | 'crash' | 'mem' | 'file' | 'image' | 'process' | 'device';
+export type SourceKind = 'kcore' | 'crash' | 'mem' | 'file' | 'image' | 'process' | 'device' | 'vm';
 
 /**
  * Where bytes live. A source lists what to acquire and reads at an address; it never decides what a failure
