@@ -3,6 +3,9 @@ import { MemdumpError, hex } from '../core/errors.js';
 import type { RandomAccessFile } from '../core/file.js';
 import type { Range } from '../core/ranges.js';
 
+/** Largest single read (Node's Buffer limit is higher; no caller needs more than a few MiB at once). */
+const MAX_READ = 1 << 30;
+
 interface Entry {
   range: Range;
   fileOffset: bigint;
@@ -71,7 +74,13 @@ export class RunIndex {
    * runs but never a hole (E_CORRUPT). Compressed containers (AVML, E01) supply their own `part`.
    */
   async gather(addr: bigint, length: number, part: (entry: number, offset: bigint, out: Buffer, at: number, n: number) => Promise<void>): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad read length ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_READ) throw new MemdumpError('E_CORRUPT', `${this.what}: bad read length ${length}`, { details: { length } });
+    // check the whole span lies in runs before allocating: a lying caller must not cost `length` bytes of memory
+    for (let a = addr; a < addr + BigInt(length); ) {
+      const i = this.indexOf(a);
+      if (i < 0) throw new MemdumpError('E_CORRUPT', `${this.what}: address ${hex(a)} is not in any run`, { details: { address: hex(a) } });
+      a = this.entries[i]!.range.end;
+    }
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
