@@ -50,10 +50,19 @@ test('the descriptor decoder: fields, and coded errors for short, foreign or inc
   expectCode(() => decodeVBoxCoreDescriptor(desc.subarray(0, 20)), 'E_TRUNCATED');
   const bad = Buffer.from(desc);
   bad.writeUInt32LE(0xdeadbeef, 0);
-  expectCode(() => decodeVBoxCoreDescriptor(bad), 'E_CORRUPT', 0n);
+  // offsets count from the descriptor, which is not the file: they must not pose as file offsets
+  const e0 = expectCode(() => decodeVBoxCoreDescriptor(bad), 'E_CORRUPT');
+  assert.equal(e0.details['descriptorOffset'], '0x0');
+  assert.equal(e0.details['offset'], undefined);
+  assert.match(e0.message, /at descriptor offset 0x0$/);
   const self = Buffer.from(desc);
   self.writeUInt32LE(4096, 8);
-  expectCode(() => decodeVBoxCoreDescriptor(self), 'E_CORRUPT', 8n);
+  const e8 = expectCode(() => decodeVBoxCoreDescriptor(self), 'E_CORRUPT');
+  assert.equal(e8.details['descriptorOffset'], '0x8');
+  assert.equal(e8.details['offset'], undefined);
+  const short = expectCode(() => decodeVBoxCoreDescriptor(desc.subarray(0, 20)), 'E_TRUNCATED');
+  assert.equal(short.details['offset'], undefined);
+  assert.match(short.message, /descriptor offset 0x14/);
 });
 
 test('a damaged descriptor or missing CPU notes do not stop the memory: reported as producerProblem', async (t) => {
@@ -70,6 +79,8 @@ test('a damaged descriptor or missing CPU notes do not stop the memory: reported
   try {
     assert.equal(bad.details['producer'], 'VirtualBox');
     assert.match(String(bad.details['producerProblem']), /magic 0x12345678/);
+    assert.match(String(bad.details['producerProblem']), /descriptor offset 0x0/);
+    assert.doesNotMatch(String(bad.details['producerProblem']), /[^r] offset/);
     assert.deepEqual(bad.runs, c.runs);
   } finally {
     await bad.close();

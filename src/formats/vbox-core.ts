@@ -12,8 +12,8 @@
  * QEMU (dump/dump.c, target/i386/arch_dump.c): per CPU an NT_PRSTATUS note "CORE" and a "QEMU" note holding
  *   QEMUCPUState (u32 version, u32 size, registers); optionally VMCOREINFO.
  */
-import { ByteReader, corrupt } from '../core/bytes.js';
-import { hex } from '../core/errors.js';
+import { ByteReader } from '../core/bytes.js';
+import { MemdumpError, hex } from '../core/errors.js';
 import type { ImageNote } from './types.js';
 
 export const NT_VBOXCORE = 0xb00;
@@ -32,17 +32,30 @@ export interface VBoxCoreDescriptor {
   readonly cpus: number;
 }
 
+/**
+ * The descriptor is a note's payload, not the file: offsets in these errors count from the descriptor's first byte,
+ * which the caller alone can place in the file.
+ */
+function corruptAt(what: string, descOffset: number): MemdumpError {
+  return new MemdumpError('E_CORRUPT', `${what} at descriptor offset ${hex(descOffset)}`, { details: { descriptorOffset: hex(descOffset) } });
+}
+
 /** Decode a VBCORE descriptor; E_TRUNCATED when it is short, E_CORRUPT on a wrong magic or self-size. */
 export function decodeVBoxCoreDescriptor(desc: Buffer): VBoxCoreDescriptor {
+  if (desc.length < DBGFCORE_DESCRIPTOR_SIZE) {
+    throw new MemdumpError('E_TRUNCATED', `VirtualBox core descriptor holds ${desc.length} bytes, needs ${DBGFCORE_DESCRIPTOR_SIZE} (it ends at descriptor offset ${hex(desc.length)})`, {
+      details: { descriptorOffset: hex(desc.length), need: DBGFCORE_DESCRIPTOR_SIZE, have: desc.length },
+    });
+  }
   const r = new ByteReader(desc, 0n, 'VirtualBox core descriptor');
   const magic = r.u32(0);
-  if (magic !== DBGFCORE_MAGIC) throw corrupt(`VirtualBox core descriptor magic ${hex(magic)}, expected ${hex(DBGFCORE_MAGIC)}`, 0n);
+  if (magic !== DBGFCORE_MAGIC) throw corruptAt(`VirtualBox core descriptor magic ${hex(magic)}, expected ${hex(DBGFCORE_MAGIC)}`, 0);
   const formatVersion = r.u32(4);
   const cbSelf = r.u32(8);
   const v = r.u32(12);
   const revision = r.u32(16);
   const cpus = r.u32(20);
-  if (cbSelf < DBGFCORE_DESCRIPTOR_SIZE || cbSelf > desc.length) throw corrupt(`VirtualBox core descriptor says it has ${cbSelf} bytes, note holds ${desc.length}`, 8n);
+  if (cbSelf < DBGFCORE_DESCRIPTOR_SIZE || cbSelf > desc.length) throw corruptAt(`VirtualBox core descriptor says it has ${cbSelf} bytes, note holds ${desc.length}`, 8);
   const major = v >>> 24;
   const minor = (v >>> 16) & 0xff;
   const build = v & 0xffff;

@@ -19,8 +19,8 @@
  *                           "version 0" in Volatility; u64 otherwise), u16 padding length, padding, data
  *
  * Bounds: at most MAX_GROUPS groups and MAX_TAGS tags per walked group; every tag consumes at least two bytes and
- * every offset is checked against the file size before it is read, so a walk is linear in the file and never
- * allocates more than one read window.
+ * every offset is checked against the file size before it is read, so a walk is linear in the file; tags are handed
+ * to a visitor and not kept, so a walk never holds more than one read window.
  */
 import { ByteReader, corrupt, truncated } from '../core/bytes.js';
 import { MemdumpError, hex } from '../core/errors.js';
@@ -40,7 +40,8 @@ export const HEADER_SIZE = 12;
 export const GROUP_ENTRY_SIZE = 80;
 export const GROUP_NAME_SIZE = 64;
 export const MAX_GROUPS = 4096;
-export const MAX_TAGS = 1 << 20;
+/** Tags walked per group: real memory groups hold tens, cpu groups a few hundred per vCPU. */
+export const MAX_TAGS = 1 << 16;
 export const TAG_BLOCK = 63;
 export const TAG_BLOCK_COMPRESSED = 62;
 const WINDOW = 64 * 1024;
@@ -118,77 +119,107 @@ export async function readVmwareHeader(file: RandomAccessFile): Promise<VmwareHe
   return { magic, version, sizeWidth: (magic & 0xf) === 0 ? 4 : 8, groups };
 }
 
-/** Sequential reads through one window, so a walk over thousands of small tags costs a few reads. */
+/**
+ * Sequential reads through one window, so a walk over thousands of small tags costs a few reads. Fields are read
+ * straight from the window (no view, reader or promise per field): a hostile group of 64 Ki tags then makes little
+ * garbage.
+ */
 class Cursor {
-  private buf: Buffer = Buffer.alloc(0);
+  buf: Buffer = Buffer.alloc(0);
   private base = 0n;
   constructor(
     private readonly file: RandomAccessFile,
     private readonly what: string,
   ) {}
 
-  /** `n` bytes at `pos` (n ≤ WINDOW), or E_TRUNCATED naming the offset. */
-  async get(pos: bigint, n: number): Promise<ByteReader> {
+  /**
+   * Make `n` bytes at `pos` (n ≤ WINDOW) available and answer their index in `buf`; a promise only when the window
+   * has to move. E_TRUNCATED naming the offset when the file ends first.
+   */
+  need(pos: bigint, n: number): number | Promise<number> {
+    const at = pos - this.base;
+    if (at >= 0n && at + BigInt(n) <= BigInt(this.buf.length)) return Number(at);
+    return this.move(pos, n);
+  }
+
+  private async move(pos: bigint, n: number): Promise<number> {
     if (pos + BigInt(n) > this.file.size) throw truncated(`${this.what} runs past the end of the file`, pos, { need: n });
-    if (pos < this.base || pos + BigInt(n) > this.base + BigInt(this.buf.length)) {
-      const left = this.file.size - pos;
-      const len = left < BigInt(WINDOW) ? Number(left) : WINDOW;
-      this.buf = await this.file.readExact(pos, len, this.what);
-      this.base = pos;
-    }
-    const at = Number(pos - this.base);
-    return new ByteReader(this.buf.subarray(at, at + n), pos, this.what);
+    const left = this.file.size - pos;
+    const len = left < BigInt(WINDOW) ? Number(left) : WINDOW;
+    this.buf = await this.file.readExact(pos, len, this.what);
+    this.base = pos;
+    return 0;
   }
 }
 
-function uintLE(b: Buffer): bigint {
+function uintLE(b: Buffer, at: number, n: number): bigint {
+  if (n === 0) return 0n;
+  if (n <= 6) return BigInt(b.readUIntLE(at, n));
   let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[at + i]!);
   return v;
 }
 
+/** What a visitor answers for each tag: true stops the walk (the caller has what it needs). */
+export type TagVisitor = (tag: VmwareTag) => boolean | void | Promise<boolean | void>;
+
 /**
- * Every tag of one group, in file order, up to its zero terminator. Block data is skipped, never read: a
- * multi-GiB "Memory" block costs nothing here.
+ * Visit the tags of one group, in file order, up to its zero terminator, keeping none of them: a caller retains
+ * only the few it needs, so a group of many tags costs time linear in its size and no memory. Block data is
+ * skipped, never read: a multi-GiB "Memory" block costs nothing here. More than `maxTags` tags is E_TOO_LARGE.
+ * Returns the number of tags visited.
  */
-export async function readGroupTags(file: RandomAccessFile, header: VmwareHeader, group: VmwareGroup): Promise<VmwareTag[]> {
+export async function walkGroupTags(file: RandomAccessFile, header: VmwareHeader, group: VmwareGroup, visit: TagVisitor, maxTags = MAX_TAGS): Promise<number> {
   const what = `VMware group "${group.name}"`;
   const cur = new Cursor(file, `${what} tags`);
-  const tags: VmwareTag[] = [];
+  let count = 0;
   let pos = group.offset;
   if (pos < BigInt(HEADER_SIZE)) throw corrupt(`${what} starts inside the file header`, pos);
   for (;;) {
     const at = pos;
-    const th = await cur.get(pos, 2);
-    const flags = th.u8(0);
-    const nameLen = th.u8(1);
-    if (flags === 0 && nameLen === 0) return tags;
-    if (tags.length >= MAX_TAGS) throw new MemdumpError('E_TOO_LARGE', `${what} has more than ${MAX_TAGS} tags`, { details: { offset: hex(at) } });
+    const h = cur.need(pos, 2);
+    let i = typeof h === 'number' ? h : await h;
+    const flags = cur.buf[i]!;
+    const nameLen = cur.buf[i + 1]!;
+    if (flags === 0 && nameLen === 0) return count;
+    if (count >= maxTags) throw new MemdumpError('E_TOO_LARGE', `${what} has more than ${maxTags} tags at offset ${hex(at)}`, { details: { offset: hex(at), limit: maxTags } });
+    count++;
     const nindx = flags >> 6;
     const valSize = flags & 0x3f;
-    pos += 2n;
-    const name = (await cur.get(pos, nameLen)).buf.toString('latin1');
-    pos += BigInt(nameLen);
-    const ix = await cur.get(pos, nindx * 4);
+    const isBlock = valSize === TAG_BLOCK || valSize === TAG_BLOCK_COMPRESSED;
+    const w = header.sizeWidth;
+    // everything before the value (or the block's data) at once: at most 2 + 255 + 12 + 18 bytes
+    const fixed = 2 + nameLen + nindx * 4 + (isBlock ? 2 * w + 2 : valSize);
+    const f = cur.need(pos, fixed);
+    i = typeof f === 'number' ? f : await f;
+    const b = cur.buf;
+    const name = nameLen === 0 ? '' : b.toString('latin1', i + 2, i + 2 + nameLen);
+    let o = i + 2 + nameLen;
     const indices: number[] = [];
-    for (let i = 0; i < nindx; i++) indices.push(ix.u32(i * 4));
-    pos += BigInt(nindx * 4);
-    if (valSize === TAG_BLOCK || valSize === TAG_BLOCK_COMPRESSED) {
-      const w = header.sizeWidth;
-      const bh = await cur.get(pos, 2 * w + 2);
-      const diskSize = w === 4 ? BigInt(bh.u32(0)) : bh.u64(0);
-      const memSize = w === 4 ? BigInt(bh.u32(4)) : bh.u64(8);
-      const pad = bh.u16(2 * w);
-      const offset = pos + BigInt(2 * w + 2 + pad);
+    for (let k = 0; k < nindx; k++, o += 4) indices.push(b.readUInt32LE(o));
+    let tag: VmwareTag;
+    if (isBlock) {
+      const diskSize = w === 4 ? BigInt(b.readUInt32LE(o)) : b.readBigUInt64LE(o);
+      const memSize = w === 4 ? BigInt(b.readUInt32LE(o + 4)) : b.readBigUInt64LE(o + 8);
+      const pad = b.readUInt16LE(o + 2 * w);
+      const offset = pos + BigInt(fixed + pad);
       if (offset + diskSize > file.size) {
         throw truncated(`${what} tag "${name}" holds ${diskSize} bytes at ${hex(offset)}, past the end of the file (${file.size} bytes)`, at, { tag: name });
       }
-      tags.push({ name, indices, at, block: { offset, diskSize, memSize, compressed: valSize === TAG_BLOCK_COMPRESSED } });
+      tag = { name, indices, at, block: { offset, diskSize, memSize, compressed: valSize === TAG_BLOCK_COMPRESSED } };
       pos = offset + diskSize;
     } else {
-      const v = await cur.get(pos, valSize);
-      tags.push({ name, indices, at, valueSize: valSize, ...(valSize <= 8 ? { value: uintLE(v.buf) } : {}) });
-      pos += BigInt(valSize);
+      tag = { name, indices, at, valueSize: valSize, ...(valSize <= 8 ? { value: uintLE(b, o, valSize) } : {}) };
+      pos += BigInt(fixed);
     }
+    const r = visit(tag);
+    if ((r instanceof Promise ? await r : r) === true) return count;
   }
+}
+
+/** Every tag of one group (at most `maxTags`), for small groups and tests; readers use walkGroupTags. */
+export async function readGroupTags(file: RandomAccessFile, header: VmwareHeader, group: VmwareGroup, maxTags = MAX_TAGS): Promise<VmwareTag[]> {
+  const tags: VmwareTag[] = [];
+  await walkGroupTags(file, header, group, (t) => void tags.push(t), maxTags);
+  return tags;
 }

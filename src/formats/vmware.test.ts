@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync, ftruncateSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -9,7 +9,7 @@ import { isSortedDisjoint } from '../core/ranges.js';
 import { contentHash } from '../pipeline/info.js';
 import { openImage } from './registry.js';
 import { vmware } from './vmware.js';
-import { BANNER, TWO_REGIONS, buildVmware, mutateFields, truthImage, writeVmware } from '../../test/fixtures/vmware.js';
+import { BANNER, TWO_REGIONS, buildVmware, mutateFields, stateFileOf, tagBytes, truthImage, writeVmware } from '../../test/fixtures/vmware.js';
 import { tempDir } from '../../test/helpers/cli.js';
 import { expectCodeAsync } from '../../test/helpers/expect-code.js';
 import { Prng } from '../../test/helpers/prng.js';
@@ -232,6 +232,7 @@ test('fuzz VMware: mutated state files (and cut .vmem files) open and read, or f
         const img = await openImage(join(dir, 'case.vmss'));
         try {
           assert.ok(isSortedDisjoint(img.runs), `${label}: runs`);
+          assert.doesNotThrow(() => JSON.stringify(img.details), `${label}: details serialise`);
           for (const r of img.runs) {
             assert.ok(r.end > r.start, label);
             for (let a = r.start; a < r.end; ) {
@@ -264,4 +265,66 @@ test('fuzz VMware: mutated state files (and cut .vmem files) open and read, or f
 test('the truth banner sits above 4 GiB in the default fixture', () => {
   const f = buildVmware({ seed: 1 });
   assert.ok(f.data[1]!.includes(BANNER));
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Layout corner cases found in review (each failed against the first version of the reader); companions are tested
+// in vmware-files.test.ts, the tag walk in vmware-tags.test.ts.
+
+test('a region past the end of the .vmem says which byte it needs and how many the file has', async (t) => {
+  const dir = tempDir(t);
+  const f = writeVmware(dir, { seed: 52, name: 'cut' });
+  writeFileSync(f.vmem!, f.memory.subarray(0, f.memory.length - 4096));
+  const e = await expectCodeAsync(openImage(f.state), 'E_TRUNCATED', 0x28000n);
+  assert.equal(e.message, `VMware memory region at physical 0x100000000 is stored up to byte 0x40000 of ${f.vmem}, which holds only ${f.memory.length - 4096} bytes at offset 0x28000`);
+});
+
+test('fileOffsetOf and firstAddressIn name the bytes in the .vmem or in the embedded Memory block', async (t) => {
+  const dir = tempDir(t);
+  const regions = [
+    { ppn: 0x140000n, pageNum: 0n, pages: 8 },
+    { ppn: 0n, pageNum: 8n, pages: 16 },
+    { ppn: 0x100n, pageNum: 30n, pages: 5 }, // pages 24-29 of the .vmem belong to nothing
+  ];
+  for (const embedded of [false, true]) {
+    const f = writeVmware(dir, { seed: 53, regions, embedded, name: embedded ? 'emb' : 'sep' });
+    const file = readFileSync(embedded ? f.state : f.vmem!);
+    const img = await openImage(f.state);
+    try {
+      for (const r of img.runs) {
+        for (const a of [r.start, r.start + 17n, r.end - 1n]) {
+          const off = img.fileOffsetOf!(a)!;
+          assert.ok(file.subarray(Number(off), Number(off) + 1).equals(await img.read(a, 1)), `byte at ${a}`);
+          assert.equal(img.firstAddressIn!(off, off + 1n), a);
+        }
+        assert.equal(img.fileOffsetOf!(r.end), r.end === 0x18000n ? undefined : img.fileOffsetOf!(r.end));
+      }
+      const base = embedded ? img.fileOffsetOf!(0x140000000n)! : 0n;
+      assert.equal(img.fileOffsetOf!(0x10000n), undefined);
+      assert.equal(img.firstAddressIn!(base + 24n * 4096n, base + 30n * 4096n), undefined);
+      assert.equal(img.firstAddressIn!(base + 24n * 4096n, base + 30n * 4096n + 1n), 0x100000n);
+      assert.equal(img.firstAddressIn!(base + 2n * 4096n + 5n, base + 40n * 4096n), 0n, 'the lowest address stored in the window');
+      if (embedded) assert.equal(img.firstAddressIn!(0n, 12n), undefined, 'the header holds no memory');
+    } finally {
+      await img.close();
+    }
+  }
+});
+
+test('a Memory block whose two sizes differ is read as crash reads it (the smaller size), an empty in-memory size sends to the .vmem', async (t) => {
+  const dir = tempDir(t);
+  const mem = new Prng(54).bytes(8 * 4096);
+  const put = (name: string, memSize: bigint, block = mem): string => {
+    writeFileSync(join(dir, `${name}.vmsn`), stateFileOf([{ name: 'memory', tags: tagBytes({ name: 'Memory', indices: [0, 0], value: { block, pad: 5, memSize } }) }]));
+    return join(dir, `${name}.vmsn`);
+  };
+  for (const [name, memSize, bytes] of [['more', 16n * 4096n, 8 * 4096], ['less', 4n * 4096n, 4 * 4096]] as const) {
+    const d = await assertTruth(put(name, memSize), [{ start: 0n, end: BigInt(bytes) }], [mem.subarray(0, bytes)]);
+    assert.equal(d['memoryIn'], 'embedded');
+    assert.match(String(d['memoryBlockNote']), new RegExp(`32768 bytes on disk but ${memSize} in memory; the first ${bytes} are read`));
+  }
+  const p = put('zero', 0n, Buffer.alloc(4096, 7));
+  writeFileSync(join(dir, 'zero.vmem'), mem);
+  const d = await assertTruth(p, [{ start: 0n, end: BigInt(mem.length) }], [mem]);
+  assert.equal(d['memoryIn'], 'vmem');
 });

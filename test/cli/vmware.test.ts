@@ -3,7 +3,7 @@
  * with embedded memory into LiME / ELF, checked against the fixture's truth with the container-independent hash.
  */
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openImage } from '../../src/formats/registry.js';
@@ -38,6 +38,8 @@ test('memdump info X.vmem and info X.vmss: same map (RAM above 4 GiB placed by t
     assert.equal(info.details.memoryIn, 'vmem');
     assert.equal(info.details.memory, f.vmem);
     assert.equal(info.details.cpus, 2);
+    assert.equal(info.details.cr3, '0x' + f.cr3.toString(16));
+    assert.equal(info.details.cpusProblem, undefined);
     assert.equal(info.details.regions.length, 2);
   }
   const text = await runCli(['info', f.state]);
@@ -84,4 +86,14 @@ test('a state file without its .vmem fails with E_NOT_FOUND (exit 3) naming the 
   assert.equal(info.details.stateFile, null);
   assert.deepEqual(info.ranges.list.map((x: { start: string; end: string }) => `${x.start}-${x.end}`), ['0x0-0x3000']);
   assert.equal(info.contentSha256, await contentHash(truthImage([{ start: 0n, end: 3n * 4096n }], [bytes])));
+});
+
+test('a .vmem whose .vmss is a directory is refused by name (exit 3), not read flat', async (t) => {
+  const dir = tempDir(t);
+  const f = writeVmware(dir, { seed: 36, name: 'odd' });
+  rmSync(f.state);
+  mkdirSync(f.state);
+  const r = await runCli(['info', f.vmem!]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.ok(r.stderr.includes(`${f.state} is a directory`), r.stderr);
 });
