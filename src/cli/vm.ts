@@ -7,7 +7,9 @@ import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { checkSpace } from '../pipeline/space.js';
 import { type VmJobOptions, type VmResult, acquireVmLibvirt, acquireVmQmp, outputDirOf } from '../pipeline/vm-acquire.js';
 import { assertAbsent } from '../sinks/exclusive.js';
+import { layerSuffix, layersOf } from '../delivery/plan.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
+import { type DeliveryOpts, addDeliveryOptions, describeDestination, parseDeliveryOptions } from './delivery-options.js';
 import {
   type CaseOpts,
   type E01Opts,
@@ -25,7 +27,7 @@ import {
   printJobResult,
 } from './shared-options.js';
 
-interface VmOpts extends HashOpts, CaseOpts, E01Opts {
+interface VmOpts extends HashOpts, CaseOpts, E01Opts, DeliveryOpts {
   qmp?: string;
   libvirt?: string;
   connect?: string;
@@ -55,6 +57,7 @@ export function registerVm(program: Command, globals: () => GlobalOptions, setEx
   addDiskGuardOption(cmd);
   addCaseOptions(cmd);
   addE01Options(cmd);
+  addDeliveryOptions(cmd, true);
   cmd.addHelpText(
     'after',
     `
@@ -70,7 +73,8 @@ Examples:
   memdump vm --qmp unix:/run/qemu/web1.qmp -o web1.lime --case IR-42
   memdump vm --qmp /run/qemu/web1.qmp --format e01 -o /mnt/usb/web1 --examiner "A. Analyst"
   memdump vm --qmp unix:/var/lib/libvirt/qemu/domain-3-web1/monitor.sock --fifo-dir /srv/memdump-fifo
-  memdump vm --libvirt web1 --connect qemu:///system -o web1.elf --format elf`,
+  memdump vm --libvirt web1 --connect qemu:///system -o web1.elf --format elf
+  memdump vm --qmp unix:/run/qemu/web1.qmp --to tls://collector:9443 --pin sha256/… --token-file case.token --recipient age1…`,
   );
   cmd.action(async (o: VmOpts) => {
     const g = globals();
@@ -87,10 +91,15 @@ Examples:
     const { digests, windowSize } = parseHashOptions(o, { cmd, on: e01 });
     const label = (o.libvirt ?? 'vm').replace(/[^A-Za-z0-9._-]/g, '_');
     const stamped = defaultName(format.extension);
-    const output = o.output ?? label + stamped.slice(stamped.lastIndexOf('_'));
-    const out = outputPath(output, format);
+    if (o.to && o.output) throw new MemdumpError('E_USAGE', 'give either -o (a file or -) or --to (a network destination), not both');
+    if (o.to && o.libvirt) throw new MemdumpError('E_USAGE', '--to works with --qmp only: libvirt writes a local temporary copy first; use -o, then memdump convert FILE DEST');
+    const dialAbort = new AbortController();
+    const delivery = parseDeliveryOptions(o, o.to, dialAbort.signal);
+    const output = o.to ?? o.output ?? label + stamped.slice(stamped.lastIndexOf('_'));
+    const out = o.to ? o.to : outputPath(output, format, layerSuffix(layersOf(delivery)));
     const maxDiskUsage = parseDiskGuard(o);
     const sig = abortOnSignals();
+    sig.signal.addEventListener('abort', () => dialAbort.abort(), { once: true });
     const progress = progressReporter(g, 'vm');
     const job: VmJobOptions = {
       command: 'vm',
@@ -119,11 +128,12 @@ Examples:
       },
       ...(e01Opts ? { media: e01MediaOf(o, e01Opts, `physical memory of virtual machine ${o.libvirt ?? o.qmp}`) } : {}),
       ...(progress ? { onProgress: progress } : {}),
+      ...(delivery ? { delivery } : {}),
     };
     let r: VmResult;
     try {
       if (o.qmp) {
-        say(g, `dumping the guest behind ${o.qmp} to ${out} as ${format.name}`);
+        say(g, `dumping the guest behind ${o.qmp} to ${o.to ? describeDestination(o.to) : out} as ${format.name}`);
         r = await acquireVmQmp({
           qmp: o.qmp,
           ...(o.fifoDir ? { fifoDir: o.fifoDir } : {}),
@@ -131,7 +141,7 @@ Examples:
           job,
           log: (l) => say(g, l),
           precheck: async (bytes) => {
-            if (out === '-') return;
+            if (out === '-' || o.to) return;
             await assertAbsent(out);
             await checkSpace(dirname(out), bytes + (1n << 20n), maxDiskUsage);
           },

@@ -1,0 +1,72 @@
+/**
+ * `memdump vm --qmp … --to tls://`: a guest's memory goes straight to `memdump receive`, encrypted on the way,
+ * nothing on the sender's disk; the collector's copy decrypts to the memory QEMU itself dumps.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openImage } from '../../src/formats/registry.js';
+import { contentHash } from '../../src/pipeline/info.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { analystKeys } from '../helpers/keys.js';
+import { serve } from '../helpers/receiver.js';
+import { qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
+
+async function hashOf(file: string): Promise<string> {
+  const img = await openImage(file);
+  try {
+    return await contentHash(img);
+  } finally {
+    await img.close();
+  }
+}
+
+test('vm --to tls:// --recipient: delivered, decrypts to the guest memory, guest left as found', { skip: qemuBinary ? false : 'qemu-system-x86_64 not installed', timeout: 180_000 }, async (t) => {
+  const base = tempDir(t, 'memdump-vm-deliver-');
+  const state = join(base, 'state');
+  const evidence = join(base, 'evidence');
+  const init = await runCli(['receive', '--init', state, '--hosts', '127.0.0.1']);
+  assert.equal(init.code, 0, init.stderr);
+  const pin = init.stdout.toString().trim();
+  const tok = await runCli(['receive', '--issue-token', '--state', state, '--case', 'IR-6', '--expires', '1h']);
+  assert.equal(tok.code, 0, tok.stderr);
+  const tokenFile = join(base, 'ir6.token');
+  writeFileSync(tokenFile, tok.stdout.toString().trim() + '\n', { mode: 0o600 });
+  const srv = await serve(['--state', state, '--dir', evidence, '--listen', '127.0.0.1:0']);
+  t.after(() => srv.stop());
+
+  const work = tempDir(t);
+  const g = await startBareGuest(t, work, { memMiB: 64, paused: true, name: 'deliver-guest' });
+  const { identity, recipient } = analystKeys(base);
+  const before = readdirSync(work).sort();
+  const r = await runCli(['vm', '--qmp', `unix:${g.sock}`, '--case', 'IR-6', '--to', `tls://127.0.0.1:${srv.port}`, '--pin', pin, '--token-file', tokenFile, '--recipient', recipient, '-q'], { cwd: work });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(readdirSync(work).sort(), before, 'nothing written beside the sender');
+  assert.equal((await g.status()).status, 'prelaunch', 'a guest found paused stays paused');
+
+  const [ev] = await srv.uploads(1);
+  assert.equal(ev!['status'], 'COMPLETE');
+  const stored = join(evidence, String(ev!['path']));
+  assert.match(stored, /\.lime\.age$/);
+  const plain = join(base, 'guest.lime');
+  const d = await runCli(['decrypt', stored, plain, '-i', identity, '--json']);
+  assert.equal(d.code, 0, d.stderr);
+  const ref = join(work, 'qemu.elf');
+  await referenceDump(g, ref);
+  assert.equal(await hashOf(plain), await hashOf(ref));
+
+  // a wrong pin: exit 13, nothing delivered, guest state unchanged
+  const bad = await runCli(['vm', '--qmp', `unix:${g.sock}`, '--to', `tls://127.0.0.1:${srv.port}`, '--pin', 'sha256/' + Buffer.alloc(32).toString('base64'), '--token-file', tokenFile, '-q'], { cwd: work });
+  assert.equal(bad.code, 13, bad.stderr);
+  assert.equal((await g.status()).status, 'prelaunch');
+});
+
+test('vm --to with --libvirt or with -o is refused before anything runs', async (t) => {
+  const dir = tempDir(t);
+  const a = await runCli(['vm', '--libvirt', 'web1', '--to', 'tls://127.0.0.1:1', '--pin', 'sha256/x', '--token', 't'], { cwd: dir });
+  assert.equal(a.code, 2, a.stderr);
+  assert.match(a.stderr, /--qmp only/);
+  const b = await runCli(['vm', '--qmp', 'unix:/nonexistent', '-o', 'x.lime', '--to', 'tls://127.0.0.1:1'], { cwd: dir });
+  assert.equal(b.code, 2, b.stderr);
+});
