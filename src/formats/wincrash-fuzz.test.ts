@@ -44,6 +44,7 @@ function fieldsOf(bits: 32 | 64, layout: CrashOptions['layout']): Field[] {
   }
   const s = bits === 64 ? 0x2000 : 0x1000;
   if (layout === 'bitmap') f.push({ off: s, width: 4 }, { off: s + 4, width: 4 }, { off: s + 0x20, width: 8 }, { off: s + 0x28, width: 8 }, { off: s + 0x30, width: 8 }, { off: s + 0x38, width: 8 });
+  if (layout === 'summary-old') f.push({ off: s, width: 4 }, { off: s + 0x0c, width: 4 }, { off: s + 0x10, width: 4 }, { off: s + 0x14, width: 4 }, { off: s + (bits === 64 ? 0x28 : 0x20), width: 8 });
   if (layout === 'rdmp') f.push({ off: s, width: 4 }, { off: s + 4, width: 4 }, { off: s + 0x10, width: 8 }, { off: s + 0x18, width: 8 }, { off: s + 0x28, width: 8 }, { off: s + 0x30, width: 8 }, { off: s + 0x38, width: 8 });
   return f;
 }
@@ -149,6 +150,9 @@ test('fuzz the Windows crash dump reader: mutated dumps open and read, or fail w
     { bits: 32, layout: 'bitmap' },
     { bits: 64, layout: 'rdmp', rdmpType: 10 },
     { bits: 64, layout: 'rdmp', rdmpType: 8 },
+    { bits: 64, layout: 'rdmp', rdmpType: 10, rdmpReversed: true, maxRuns: 5 },
+    { bits: 64, layout: 'summary-old', newFields: true },
+    { bits: 32, layout: 'summary-old', kdbg: 'plain' },
   ];
   const bases = variants.map((o, i) => ({ bytes: crashDump(crashTruth(100 + i, { ...o, maxRunPages: o.maxRunPages ?? 6 })), fields: fieldsOf(o.bits, o.layout) }));
   const path = join(dir, 'case.dmp');

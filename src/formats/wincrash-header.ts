@@ -45,10 +45,13 @@ export const OFF32 = {
   kdSecondaryVersion: 0x5d, // u8
   kdDebuggerDataBlock: 0x60,
   physicalMemoryBlock: 0x64, // NumberOfRuns u32, NumberOfPages u32, Run[] { BasePage u32, PageCount u32 }
+  exception: 0x7d0, // EXCEPTION_RECORD32: ExceptionCode +0, ExceptionAddress +0xc
   comment: 0x820, // char[128], after ContextRecord (0x320) and EXCEPTION_RECORD32 (0x7d0, 80 bytes)
   attributes: 0x8a0,
   bootId: 0x8a4,
   dumpType: 0xf88,
+  productType: 0xf94,
+  writerStatus: 0xf9c,
   requiredDumpSpace: 0xfa0, // u64
   systemUpTime: 0xfb8, // u64, 100 ns units
   systemTime: 0xfc0, // u64 FILETIME
@@ -68,18 +71,52 @@ export const OFF64 = {
   versionUser: 0x60,
   kdDebuggerDataBlock: 0x80,
   physicalMemoryBlock: 0x88, // NumberOfRuns u32, pad, NumberOfPages u64, Run[] { BasePage u64, PageCount u64 }
+  exception: 0xf00, // EXCEPTION_RECORD64: ExceptionCode +0, ExceptionAddress +0x10
   dumpType: 0xf98, // after ContextRecord (0x348) and EXCEPTION_RECORD64 (0xf00, 0x98 bytes)
   requiredDumpSpace: 0xfa0,
   systemTime: 0xfa8,
   comment: 0xfb0,
   systemUpTime: 0x1030,
+  productType: 0x1040,
+  writerStatus: 0x1048,
   kdSecondaryVersion: 0x104d,
   attributes: 0x1050,
   bootId: 0x1054,
 } as const;
 
-/** DUMP_FILE_ATTRIBUTES bit 8: the page data is encrypted (only the secure header is plain). */
+/**
+ * Windows fills the whole header with "PAGE" before writing the fields it knows (DUMP_WRITER_STATUS_UNINITIALIZED is
+ * this value), so a field added after the writer was built (Attributes, BootId, WriterStatus, SystemUpTime ...), or
+ * one that raw2dmp-style converters never set, still holds the fill: it means "absent", not a value.
+ */
+export const FILL32 = SIGNATURE_PAGE;
+export const FILL64 = 0x4547415045474150n;
+
+/** DUMP_FILE_ATTRIBUTES (mindumpdef.h), bit i named ATTRIBUTE_NAMES[i]. */
+export const ATTRIBUTE_NAMES = [
+  'HiberCrash',
+  'DumpDevicePowerOff',
+  'InsufficientDumpfileSize',
+  'KernelGeneratedTriageDump',
+  'LiveDumpGeneratedDump',
+  'DumpIsGeneratedOffline',
+  'FilterDumpFile',
+  'EarlyBootCrash',
+  'EncryptedDumpData',
+  'DecryptedDump',
+] as const;
+/** The page data is encrypted (only the secure header is plain). */
 export const ATTR_ENCRYPTED = 1 << 8;
+/** Set by decryption software on a dump that was encrypted and no longer is: EncryptedDumpData stays set beside it. */
+export const ATTR_DECRYPTED = 1 << 9;
+export const ATTR_INSUFFICIENT_SIZE = 1 << 2;
+
+/** Names of the set DUMP_FILE_ATTRIBUTES bits; unnamed bits as "bit N". */
+export function attributeFlags(a: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < 32; i++) if ((a >>> i) & 1) out.push(ATTRIBUTE_NAMES[i] ?? `bit ${i}`);
+  return out;
+}
 
 export interface PhysicalMemoryRun {
   readonly basePage: bigint;
@@ -108,7 +145,8 @@ export interface CrashHeader {
   readonly numberProcessors: number;
   readonly bugCheckCode: number;
   readonly bugCheckParameters: readonly [bigint, bigint, bigint, bigint];
-  readonly versionUser: string;
+  /** null when empty or still the "PAGE" fill. */
+  readonly versionUser: string | null;
   readonly kdDebuggerDataBlock: bigint;
   /** 32-bit only: the dump was taken with PAE paging (physical addresses beyond 4 GiB possible). */
   readonly paeEnabled: boolean | undefined;
@@ -117,10 +155,29 @@ export interface CrashHeader {
   readonly dumpType: number;
   readonly requiredDumpSpace: bigint;
   readonly systemTime: bigint;
-  readonly systemUpTime: bigint;
-  readonly comment: string;
-  readonly attributes: number;
-  readonly bootId: number;
+  /** undefined when the field still holds the "PAGE" fill (writers before Windows XP, converters). */
+  readonly systemUpTime: bigint | undefined;
+  /** null when the field is the "PAGE" fill. */
+  readonly comment: string | null;
+  /** undefined when the field holds the "PAGE" fill: the writer predates it (see FILL32). */
+  readonly attributes: number | undefined;
+  readonly bootId: number | undefined;
+  readonly productType: number | undefined;
+  readonly writerStatus: number | undefined;
+  readonly exceptionCode: number | undefined;
+  readonly exceptionAddress: bigint | undefined;
+}
+
+const FILL_BYTES = Buffer.from('PAGE', 'latin1');
+const opt32 = (v: number): number | undefined => (v === FILL32 ? undefined : v);
+const opt64 = (v: bigint): bigint | undefined => (v === FILL64 ? undefined : v);
+
+/** A char[] field as text: null when it is entirely the "PAGE" fill (Volatility 2 special-cases the same). */
+function text(r: ByteReader, off: number, max: number): string | null {
+  const raw = r.bytes(off, max);
+  let fill = true;
+  for (let i = 0; i < max && fill; i++) fill = raw[i] === FILL_BYTES[i & 3];
+  return fill ? null : r.cstr(off, max);
 }
 
 /** 32 or 64 for a "PAGEDUMP" / "PAGEDU64" signature, else undefined. */
@@ -152,7 +209,7 @@ export function parseCrashHeader(buf: Buffer): CrashHeader {
       numberProcessors: r.u32(o.numberProcessors),
       bugCheckCode: r.u32(o.bugCheckCode),
       bugCheckParameters: [0, 1, 2, 3].map((i) => r.u64(o.bugCheckParameters + 8 * i)) as [bigint, bigint, bigint, bigint],
-      versionUser: r.cstr(o.versionUser, 32),
+      versionUser: text(r, o.versionUser, 32),
       kdDebuggerDataBlock: r.u64(o.kdDebuggerDataBlock),
       paeEnabled: undefined,
       kdSecondaryVersion: r.u8(o.kdSecondaryVersion),
@@ -160,10 +217,14 @@ export function parseCrashHeader(buf: Buffer): CrashHeader {
       dumpType: r.u32(o.dumpType),
       requiredDumpSpace: r.u64(o.requiredDumpSpace),
       systemTime: r.u64(o.systemTime),
-      systemUpTime: r.u64(o.systemUpTime),
-      comment: r.cstr(o.comment, 128),
-      attributes: r.u32(o.attributes),
-      bootId: r.u32(o.bootId),
+      systemUpTime: opt64(r.u64(o.systemUpTime)),
+      comment: text(r, o.comment, 128),
+      attributes: opt32(r.u32(o.attributes)),
+      bootId: opt32(r.u32(o.bootId)),
+      productType: opt32(r.u32(o.productType)),
+      writerStatus: opt32(r.u32(o.writerStatus)),
+      exceptionCode: opt32(r.u32(o.exception)),
+      exceptionAddress: opt64(r.u64(o.exception + 0x10)),
     };
   }
   const o = OFF32;
@@ -181,7 +242,7 @@ export function parseCrashHeader(buf: Buffer): CrashHeader {
     numberProcessors: r.u32(o.numberProcessors),
     bugCheckCode: r.u32(o.bugCheckCode),
     bugCheckParameters: [0, 1, 2, 3].map((i) => u32(o.bugCheckParameters + 4 * i)) as [bigint, bigint, bigint, bigint],
-    versionUser: r.cstr(o.versionUser, 32),
+    versionUser: text(r, o.versionUser, 32),
     kdDebuggerDataBlock: u32(o.kdDebuggerDataBlock),
     paeEnabled: r.u8(o.paeEnabled) !== 0,
     kdSecondaryVersion: r.u8(o.kdSecondaryVersion),
@@ -189,10 +250,14 @@ export function parseCrashHeader(buf: Buffer): CrashHeader {
     dumpType: r.u32(o.dumpType),
     requiredDumpSpace: r.u64(o.requiredDumpSpace),
     systemTime: r.u64(o.systemTime),
-    systemUpTime: r.u64(o.systemUpTime),
-    comment: r.cstr(o.comment, 128),
-    attributes: r.u32(o.attributes),
-    bootId: r.u32(o.bootId),
+    systemUpTime: opt64(r.u64(o.systemUpTime)),
+    comment: text(r, o.comment, 128),
+    attributes: opt32(r.u32(o.attributes)),
+    bootId: opt32(r.u32(o.bootId)),
+    productType: opt32(r.u32(o.productType)),
+    writerStatus: opt32(r.u32(o.writerStatus)),
+    exceptionCode: opt32(r.u32(o.exception)),
+    exceptionAddress: r.u32(o.exception + 0xc) === FILL32 ? undefined : u32(o.exception + 0xc),
   };
 }
 

@@ -11,22 +11,30 @@
  * 0x30 is the bitmap length in bits and 0x28 the count of set bits, which Volatility 2 had swapped). Bit i of the
  * bitmap (LSB first) is PFN i; present pages are stored from HeaderSize (an absolute file offset) in PFN order.
  *
- * RDMP (DumpType 8/9/10, Windows 11 `.dump /k`, `/ka`, `/f`): layout known only from kdmp-parser-rs
- * (RdmpHeader64, reverse engineered; we have no real file): at 0x2000 u32 0x40, "RDMP", "DUMP", u32,
- * u64 MetadataSize, u64 FirstPageOffset (= 0x2020 + MetadataSize), two u64 (for /f: u32 NumberOfRanges, u64
- * TotalNumberOfPages at 0x2028), then { u64 PFN, u64 PageCount } ranges up to FirstPageOffset; pages back to back.
+ * Old summary (DumpType 2 as NT 5.x wrote it, and still the layout of 32-bit kernel dumps): SUMMARY_DUMP32/64 in
+ * dbgeng's dump header (Volatility 3 symbols/windows/crash64.json _SUMMARY_DUMP_OLD agrees for 64-bit, Ghidra's
+ * pagedump SummaryHeader too): u32 Signature, ValidDump, DumpOptions, HeaderSize (+0x0c, absolute offset of the page
+ * data), BitmapSize (+0x10, bits), Pages (+0x14, set bits), then an on-disk RTL_BITMAP: u32 SizeOfBitMap (+0x18) and
+ * the serialised Buffer pointer (u32 at +0x1c / u64 at +0x20), so the bits start at +0x20 (32-bit) or +0x28 (64-bit).
+ * Both layouts carry "SDMP" "DUMP", so DumpType 2 is told apart by which one's fields are consistent.
+ *
+ * RDMP dumps (DumpType 8/9/10): wincrash-rdmp.ts.
  */
 import { corrupt, truncated } from '../core/bytes.js';
 import { MemdumpError, hex } from '../core/errors.js';
 import type { RandomAccessFile } from '../core/file.js';
 import { type CrashHeader, OFF32, OFF64, PAGE_SIZE } from './wincrash-header.js';
-import { PageMap } from './wincrash-map.js';
+import type { PageMap } from './wincrash-map.js';
 
 export const SUMMARY_SIZE = 0x38;
-/** 2^30 pages = 4 TiB of RAM; a longer bitmap is not a crash dump we should trust with our memory. */
-export const MAX_BITMAP_BYTES = 1 << 27;
+/**
+ * One bit for each of the 2^52 pages of a 64-bit physical address space. The bitmap is streamed in CHUNK pieces and
+ * must lie inside the file, so its length costs time, not memory; the cap only stops lengths no address space has.
+ */
+export const MAX_BITMAP_BYTES = 2 ** 49;
 const CHUNK = 1 << 20;
-const RDMP_MARKER = 0x40;
+/** Where the old summary's bits start (after its serialised RTL_BITMAP). */
+export const OLD_SUMMARY_BITS = { 32: 0x20, 64: 0x28 } as const;
 
 export interface LayoutFacts {
   /** What `info` shows about the layout (summary header fields, warnings). */
@@ -51,30 +59,17 @@ export function fullLayout(h: CrashHeader, map: PageMap): LayoutFacts {
   return { facts };
 }
 
-export async function bitmapLayout(file: RandomAccessFile, h: CrashHeader, map: PageMap): Promise<LayoutFacts> {
-  const at = BigInt(h.headerSize);
-  const s = await file.readExact(at, SUMMARY_SIZE, 'crash dump summary header');
-  const signature = s.toString('latin1', 0, 4);
-  if (signature !== 'SDMP' && signature !== 'FDMP') throw corrupt(`bitmap crash dump (DumpType ${h.dumpType}) has no SDMP/FDMP summary header (found ${JSON.stringify(signature)})`, at);
-  if (s.toString('latin1', 4, 8) !== 'DUMP') throw corrupt('summary header ValidDump is not "DUMP"', at + 4n);
-  const dataStart = s.readBigUInt64LE(0x20);
-  const present = s.readBigUInt64LE(0x28);
-  const bits = s.readBigUInt64LE(0x30);
-  if (bits === 0n) throw corrupt('summary header BitmapSize is 0 pages', at + 0x30n);
-  const bitmapBytes = (bits + 7n) / 8n;
-  if (bitmapBytes > BigInt(MAX_BITMAP_BYTES)) {
-    throw new MemdumpError('E_TOO_LARGE', `summary bitmap of ${bits} pages (${bitmapBytes} bytes) is larger than the ${MAX_BITMAP_BYTES}-byte limit`, { details: { offset: hex(at + 0x30n) } });
-  }
-  const bitmapAt = at + BigInt(SUMMARY_SIZE);
-  if (bitmapAt + bitmapBytes > file.size) throw truncated(`summary bitmap of ${bitmapBytes} bytes runs past the end of the file`, bitmapAt);
-  if (dataStart < bitmapAt + bitmapBytes) throw corrupt(`summary HeaderSize ${hex(dataStart)} lies inside the bitmap (which ends at ${hex(bitmapAt + bitmapBytes)})`, at + 0x20n);
-  if (dataStart > file.size) throw truncated(`page data would start at ${hex(dataStart)}, past the end of the file`, at + 0x20n);
-
+/**
+ * Stream `bits` bits from `bitmapAt` into the map: set bit i is PFN i, its page stored at dataStart + 4096 * (set bits
+ * before it). Returns the number of set bits.
+ */
+async function scanBitmap(file: RandomAccessFile, map: PageMap, bitmapAt: bigint, bits: bigint, dataStart: bigint): Promise<number> {
+  const before = map.storedPages;
   const total = Number(bits);
-  const nbytes = Number(bitmapBytes);
+  const nbytes = Math.ceil(total / 8);
   let runStart = -1;
   const flush = (end: number) => {
-    map.add(BigInt(runStart), BigInt(end - runStart), dataStart + BigInt(map.storedPages) * BigInt(PAGE_SIZE), bitmapAt + BigInt(runStart >>> 3));
+    map.add(BigInt(runStart), BigInt(end - runStart), dataStart + BigInt(map.storedPages - before) * BigInt(PAGE_SIZE), bitmapAt + BigInt(Math.floor(runStart / 8)));
     runStart = -1;
   };
   for (let off = 0; off < nbytes; off += CHUNK) {
@@ -100,6 +95,28 @@ export async function bitmapLayout(file: RandomAccessFile, h: CrashHeader, map: 
     }
   }
   if (runStart >= 0) flush(total);
+  return map.storedPages - before;
+}
+
+export async function bitmapLayout(file: RandomAccessFile, h: CrashHeader, map: PageMap, s?: Buffer): Promise<LayoutFacts> {
+  const at = BigInt(h.headerSize);
+  s ??= await summaryHeader(file, h);
+  const signature = s.toString('latin1', 0, 4);
+  const dataStart = s.readBigUInt64LE(0x20);
+  const present = s.readBigUInt64LE(0x28);
+  const bits = s.readBigUInt64LE(0x30);
+  if (bits === 0n) throw corrupt('summary header BitmapSize is 0 pages', at + 0x30n);
+  const bitmapBytes = (bits + 7n) / 8n;
+  if (bitmapBytes > BigInt(MAX_BITMAP_BYTES)) {
+    throw new MemdumpError('E_TOO_LARGE', `summary bitmap of ${bits} pages (${bitmapBytes} bytes) is larger than a 64-bit physical address space needs (${MAX_BITMAP_BYTES} bytes)`, {
+      details: { offset: hex(at + 0x30n) },
+    });
+  }
+  const bitmapAt = at + BigInt(SUMMARY_SIZE);
+  if (bitmapAt + bitmapBytes > file.size) throw truncated(`summary bitmap of ${bitmapBytes} bytes runs past the end of the file`, bitmapAt);
+  if (dataStart < bitmapAt + bitmapBytes) throw corrupt(`summary HeaderSize ${hex(dataStart)} lies inside the bitmap (which ends at ${hex(bitmapAt + bitmapBytes)})`, at + 0x20n);
+  if (dataStart > file.size) throw truncated(`page data would start at ${hex(dataStart)}, past the end of the file`, at + 0x20n);
+  const set = await scanBitmap(file, map, bitmapAt, bits, dataStart);
   const facts: Record<string, unknown> = {
     summary: signature,
     dumpOptions: hex(s.readUInt32LE(8)),
@@ -107,41 +124,64 @@ export async function bitmapLayout(file: RandomAccessFile, h: CrashHeader, map: 
     bitmapPages: bits.toString(),
     presentPages: present.toString(),
   };
-  if (BigInt(map.storedPages) !== present) facts['warning'] = `summary Pages says ${present} present pages, the bitmap has ${map.storedPages}`;
+  if (BigInt(set) !== present) facts['warning'] = `summary Pages says ${present} present pages, the bitmap has ${set}`;
   return { facts };
 }
 
-export async function rdmpLayout(file: RandomAccessFile, h: CrashHeader, map: PageMap): Promise<LayoutFacts> {
+/** The fixed part of the summary header, with its signatures checked. */
+async function summaryHeader(file: RandomAccessFile, h: CrashHeader): Promise<Buffer> {
   const at = BigInt(h.headerSize);
-  const s = await file.readExact(at, 0x30, 'crash dump RDMP header');
-  if (s.readUInt32LE(0) !== RDMP_MARKER || s.toString('latin1', 4, 8) !== 'RDMP' || s.toString('latin1', 8, 12) !== 'DUMP') {
-    throw corrupt(`crash dump (DumpType ${h.dumpType}) has no RDMP header`, at);
+  const s = await file.readExact(at, SUMMARY_SIZE, 'crash dump summary header');
+  const signature = s.toString('latin1', 0, 4);
+  if (signature !== 'SDMP' && signature !== 'FDMP') throw corrupt(`bitmap crash dump (DumpType ${h.dumpType}) has no SDMP/FDMP summary header (found ${JSON.stringify(signature)})`, at);
+  if (s.toString('latin1', 4, 8) !== 'DUMP') throw corrupt('summary header ValidDump is not "DUMP"', at + 4n);
+  return s;
+}
+
+/** Why the summary's 64-bit (bitmap dump) fields do not describe this file, or undefined when they do. */
+function newLayoutProblem(s: Buffer, at: bigint, fileSize: bigint): string | undefined {
+  const dataStart = s.readBigUInt64LE(0x20);
+  const present = s.readBigUInt64LE(0x28);
+  const bits = s.readBigUInt64LE(0x30);
+  const bitsEnd = at + BigInt(SUMMARY_SIZE) + (bits + 7n) / 8n;
+  if (bits === 0n || (bits + 7n) / 8n > BigInt(MAX_BITMAP_BYTES)) return `BitmapSize ${bits} at +0x30`;
+  if (present > bits) return `Pages ${present} at +0x28 exceeds BitmapSize ${bits}`;
+  if (dataStart % BigInt(PAGE_SIZE) !== 0n || dataStart < bitsEnd || dataStart > fileSize) return `HeaderSize ${hex(dataStart)} at +0x20`;
+  return undefined;
+}
+
+/**
+ * DumpType 2 (kernel summary): the bitmap-dump summary if its fields are consistent, else the old SUMMARY_DUMP32/64
+ * if its HeaderSize is page-aligned past the bits and its Pages equals the set bits, else E_UNSUPPORTED.
+ */
+export async function summaryLayout(file: RandomAccessFile, h: CrashHeader, map: PageMap): Promise<LayoutFacts> {
+  const at = BigInt(h.headerSize);
+  const s = await summaryHeader(file, h);
+  const newProblem = newLayoutProblem(s, at, file.size);
+  if (newProblem === undefined) {
+    const l = await bitmapLayout(file, h, map, s);
+    return { facts: { ...l.facts, summaryLayout: 'bitmap-dump summary (64-bit fields)' } };
   }
-  const metadataSize = s.readBigUInt64LE(0x10);
-  const firstPage = s.readBigUInt64LE(0x18);
-  if (firstPage !== at + 0x20n + metadataSize) throw corrupt(`RDMP FirstPageOffset ${hex(firstPage)} does not follow its ${hex(metadataSize)} bytes of metadata`, at + 0x18n);
-  if (firstPage > file.size) throw truncated(`RDMP page data would start at ${hex(firstPage)}, past the end of the file`, at + 0x18n);
-  const complete = h.dumpType === 10;
-  const totalPages = complete ? s.readBigUInt64LE(0x28) : undefined;
-  let pages = 0n;
-  let pos = at + 0x30n;
-  outer: while (pos + 16n <= firstPage) {
-    const n = Number((firstPage - pos) / 16n < BigInt(CHUNK / 16) ? (firstPage - pos) / 16n : BigInt(CHUNK / 16));
-    const buf = await file.readExact(pos, n * 16, 'RDMP page ranges');
-    for (let i = 0; i < n; i++, pos += 16n) {
-      // kdmp-parser's end rules: /f stops once TotalNumberOfPages are listed, /k and /ka at a range with PFN 0
-      if (totalPages !== undefined && pages >= totalPages) break outer;
-      const pfn = buf.readBigUInt64LE(i * 16);
-      const count = buf.readBigUInt64LE(i * 16 + 8);
-      if (totalPages === undefined && pfn === 0n) break outer;
-      map.add(pfn, count, firstPage + pages * BigInt(PAGE_SIZE), pos);
-      pages += count;
-    }
-  }
-  const facts: Record<string, unknown> = { summary: 'RDMP', headerSize: hex(firstPage), presentPages: pages.toString() };
-  if (totalPages !== undefined) {
-    facts['totalPages'] = totalPages.toString();
-    if (pages !== totalPages) facts['warning'] = `RDMP TotalNumberOfPages says ${totalPages}, the ranges hold ${pages}`;
-  }
-  return { facts };
+  const unsupported = (oldProblem: string) =>
+    new MemdumpError('E_UNSUPPORTED', `kernel summary crash dump (DumpType 2) whose summary header fits neither known layout (bitmap-dump layout: ${newProblem}; old SUMMARY_DUMP${h.bits} layout: ${oldProblem})`, {
+      details: { offset: hex(at), dumpType: 2 },
+    });
+  const dataStart = BigInt(s.readUInt32LE(0x0c));
+  const bits = BigInt(s.readUInt32LE(0x10));
+  const pages = s.readUInt32LE(0x14);
+  const bitmapAt = at + BigInt(OLD_SUMMARY_BITS[h.bits]);
+  if (bits === 0n) throw unsupported('BitmapSize is 0');
+  if (dataStart % BigInt(PAGE_SIZE) !== 0n || dataStart < bitmapAt + (bits + 7n) / 8n || dataStart > file.size) throw unsupported(`HeaderSize ${hex(dataStart)} at +0x0c`);
+  const set = await scanBitmap(file, map, bitmapAt, bits, dataStart);
+  if (set !== pages) throw unsupported(`Pages says ${pages}, the bitmap has ${set} set bits`);
+  return {
+    facts: {
+      summary: s.toString('latin1', 0, 4),
+      summaryLayout: `old SUMMARY_DUMP${h.bits} (32-bit fields)`,
+      dumpOptions: hex(s.readUInt32LE(8)),
+      headerSize: hex(dataStart),
+      bitmapPages: bits.toString(),
+      presentPages: String(pages),
+    },
+  };
 }

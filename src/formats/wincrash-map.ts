@@ -1,13 +1,19 @@
 /**
  * Where each physical page of a crash dump lies in the file. Every layout (full: PhysicalMemoryBlock runs; bitmap:
  * one bit per page; RDMP: PFN ranges) stores the present pages back to back in ascending page order, so the map is a
- * list of runs (first PFN, page count, file offset), ascending in both PFN and file offset, kept in typed arrays:
- * 24 bytes per run whatever the RAM size, and a lookup is a binary search.
+ * list of runs (first PFN, page count, file offset), ascending in PFN, kept in typed arrays: 24 bytes per run whatever
+ * the RAM size, and a lookup is a binary search. File offsets ascend too except in RDMP dumps whose ranges were listed
+ * out of PFN order: for those, seal() builds a second index in file order.
+ *
+ * A dump shorter than its map (Windows sets DUMP_FILE_ATTRIBUTES.InsufficientDumpfileSize when the dump file was too
+ * small, and copies get cut short) keeps the pages the file holds: add() clips and counts the rest in truncatedPages,
+ * and the caller decides whether what remains is worth reading.
  *
  * PFNs fit a double exactly: a 64-bit physical address space has 2^52 pages. File offsets are checked against the
  * file size before they are stored, so they are safe integers too.
  */
-import { truncated, corrupt } from '../core/bytes.js';
+import { constants } from 'node:buffer';
+import { corrupt } from '../core/bytes.js';
 import { MemdumpError, hex } from '../core/errors.js';
 import type { RandomAccessFile } from '../core/file.js';
 import type { Range } from '../core/ranges.js';
@@ -23,8 +29,17 @@ export class PageMap {
   private offset = new Float64Array(64);
   private n = 0;
   private cachedRuns: Range[] | undefined;
-  /** Pages stored so far: the next page's file offset is dataStart + storedPages * 4096. */
+  /** Run indexes in file-offset order, when that differs from PFN order. */
+  private byOffset: Uint32Array | undefined;
+  private offsetsAscend = true;
+  /** End PFN of the last run listed, held or not. */
+  private listedEnd = 0;
+  /** Pages the layout listed so far, held or not: the next page's file offset is dataStart + storedPages * 4096. */
   storedPages = 0;
+  /** Listed pages whose bytes lie past the end of the file (left out of the runs). */
+  truncatedPages = 0;
+  /** The first listed page that was left out, for the warning. */
+  firstMissingPfn: bigint | undefined;
 
   constructor(
     readonly what: string,
@@ -35,19 +50,28 @@ export class PageMap {
     return this.n;
   }
 
+  /** Pages held in the runs. */
+  get heldPages(): number {
+    return this.storedPages - this.truncatedPages;
+  }
+
   /**
-   * Append `count` pages from `pfn` stored at `fileOffset`. Merges with the previous run when both the pages and
-   * the bytes continue it. `at` is the header offset to name in errors.
+   * Append `count` pages from `pfn` stored at `fileOffset`, in ascending PFN order. Merges with the previous run when
+   * both the pages and the bytes continue it; pages past the end of the file are left out and counted. `at` is the
+   * header offset to name in errors.
    */
   add(pfn: bigint, count: bigint, fileOffset: bigint, at: bigint): void {
     if (count === 0n) return;
     if (pfn + count > BigInt(MAX_PFN)) throw corrupt(`${this.what}: pages ${hex(pfn)}+${hex(count)} run past the 64-bit address space`, at);
-    const end = fileOffset + count * BigInt(PAGE_SIZE);
-    if (end > this.fileSize) {
-      throw truncated(`${this.what}: pages ${hex(pfn)}..${hex(pfn + count - 1n)} need file bytes up to ${hex(end)}, the file has ${hex(this.fileSize)}`, at, {
-        need: end.toString(),
-        have: this.fileSize.toString(),
-      });
+    if (Number(pfn) < this.listedEnd) throw corrupt(`${this.what}: run at page ${hex(pfn)} overlaps or precedes the previous one (ends at page ${hex(this.listedEnd)})`, at);
+    this.listedEnd = Number(pfn + count);
+    const held = fileOffset >= this.fileSize ? 0n : (this.fileSize - fileOffset) / BigInt(PAGE_SIZE);
+    this.storedPages += Number(count); // < 2^52: the PFN check above bounds it
+    if (held < count) {
+      this.truncatedPages += Number(count - held);
+      this.firstMissingPfn ??= pfn + held;
+      if (held === 0n) return;
+      count = held;
     }
     const p = Number(pfn);
     const c = Number(count);
@@ -55,13 +79,13 @@ export class PageMap {
     const i = this.n - 1;
     if (i >= 0) {
       const prevEnd = this.startPfn[i]! + this.pages[i]!;
-      if (p < prevEnd) throw corrupt(`${this.what}: run at page ${hex(pfn)} overlaps or precedes the previous one (ends at page ${hex(prevEnd)})`, at);
-      if (p === prevEnd && o === this.offset[i]! + this.pages[i]! * PAGE_SIZE) {
+      const prevFileEnd = this.offset[i]! + this.pages[i]! * PAGE_SIZE;
+      if (p === prevEnd && o === prevFileEnd) {
         this.pages[i] = this.pages[i]! + c;
-        this.storedPages += c;
         this.cachedRuns = undefined;
         return;
       }
+      if (o < prevFileEnd) this.offsetsAscend = false;
     }
     if (this.n >= MAX_RUNS) throw new MemdumpError('E_TOO_LARGE', `${this.what}: more than ${MAX_RUNS} separate runs of pages`, { details: { maxRuns: MAX_RUNS } });
     if (this.n === this.startPfn.length) this.grow();
@@ -69,7 +93,6 @@ export class PageMap {
     this.pages[this.n] = c;
     this.offset[this.n] = o;
     this.n++;
-    this.storedPages += c;
     this.cachedRuns = undefined;
   }
 
@@ -87,6 +110,11 @@ export class PageMap {
     this.startPfn = this.startPfn.slice(0, this.n);
     this.pages = this.pages.slice(0, this.n);
     this.offset = this.offset.slice(0, this.n);
+    if (!this.offsetsAscend) {
+      const order = new Uint32Array(this.n);
+      for (let i = 0; i < this.n; i++) order[i] = i;
+      this.byOffset = order.sort((a, b) => this.offset[a]! - this.offset[b]!);
+    }
   }
 
   get runs(): readonly Range[] {
@@ -125,24 +153,45 @@ export class PageMap {
 
   /** The first physical address whose bytes lie in file offsets [start, end). */
   firstAddressIn(start: bigint, end: bigint): bigint | undefined {
-    // offsets ascend with the runs: find the first run whose data ends after `start`
+    // in file order, the first run whose data ends after `start` (runs never share file bytes)
+    const run = (k: number) => (this.byOffset ? this.byOffset[k]! : k);
     let lo = 0;
     let hi = this.n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (BigInt(this.offset[mid]! + this.pages[mid]! * PAGE_SIZE) <= start) lo = mid + 1;
+      const r = run(mid);
+      if (BigInt(this.offset[r]! + this.pages[r]! * PAGE_SIZE) <= start) lo = mid + 1;
       else hi = mid;
     }
     if (lo >= this.n) return undefined;
-    const off = BigInt(this.offset[lo]!);
+    const r = run(lo);
+    const off = BigInt(this.offset[r]!);
     if (off >= end) return undefined;
-    const base = BigInt(this.startPfn[lo]!) * BigInt(PAGE_SIZE);
+    const base = BigInt(this.startPfn[r]!) * BigInt(PAGE_SIZE);
     return base + (start > off ? start - off : 0n);
   }
 
   /** Bytes at a physical address; a read may span adjacent runs but never a hole (E_CORRUPT). */
   async read(file: RandomAccessFile, addr: bigint, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad read length ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new MemdumpError('E_CORRUPT', `${this.what}: bad read length ${length} at address ${hex(addr)}`, { details: { address: hex(addr), length: String(length) } });
+    }
+    if (length === 0) return Buffer.alloc(0);
+    // the whole range must be held before anything is allocated for it: a caller's bad length costs nothing
+    const end = addr + BigInt(length);
+    let i = this.indexOf(addr);
+    if (i < 0) throw new MemdumpError('E_CORRUPT', `${this.what}: address ${hex(addr)} is not in any run`, { details: { address: hex(addr) } });
+    for (;;) {
+      const runEnd = BigInt(this.startPfn[i]! + this.pages[i]!) * BigInt(PAGE_SIZE);
+      if (runEnd >= end) break;
+      if (i + 1 >= this.n || this.startPfn[i + 1]! !== this.startPfn[i]! + this.pages[i]!) {
+        throw new MemdumpError('E_CORRUPT', `${this.what}: read of ${length} bytes at ${hex(addr)} reaches address ${hex(runEnd)}, which is not in any run`, {
+          details: { address: hex(runEnd) },
+        });
+      }
+      i++;
+    }
+    if (length > constants.MAX_LENGTH) throw new MemdumpError('E_TOO_LARGE', `${this.what}: read of ${length} bytes is larger than one buffer can hold`, { details: { length } });
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {

@@ -77,3 +77,14 @@ export function bugCheckText(code: number): string {
 export function buildKind(major: number): string {
   return major === 0xf ? 'free' : major === 0xc ? 'checked' : `unknown (${hex(major)})`;
 }
+
+/** ProductType (NT_PRODUCT_TYPE, winnt.h VER_NT_*). */
+export const PRODUCT_TYPES: Readonly<Record<number, string>> = {
+  1: 'workstation',
+  2: 'domain controller',
+  3: 'server',
+};
+
+export function productTypeName(t: number): string {
+  return `${PRODUCT_TYPES[t] ?? 'unknown'} (${t})`;
+}

@@ -3,11 +3,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RandomAccessFile } from '../core/file.js';
-import { contentHash } from '../pipeline/info.js';
-import { type CrashOptions, type CrashTruth, crashDump, crashTruth, truthImage, writeCrashDump } from '../../test/fixtures/wincrash.js';
+import { type CrashOptions, assertImageMatches as assertMatches, crashDump, crashTruth, patched as patch, writeCrashDump } from '../../test/fixtures/wincrash.js';
 import { tempDir } from '../../test/helpers/cli.js';
 import { expectCodeAsync } from '../../test/helpers/expect-code.js';
-import { Prng } from '../../test/helpers/prng.js';
 import { openImage } from './registry.js';
 import type { MemoryImage } from './types.js';
 import { wincrash } from './wincrash.js';
@@ -21,6 +19,10 @@ const VARIANTS: { name: string; o: CrashOptions }[] = [
   { name: '32-bit bitmap', o: { bits: 32, layout: 'bitmap', kdbg: 'encoded' } },
   { name: '64-bit RDMP /f', o: { bits: 64, layout: 'rdmp', rdmpType: 10, kdbg: 'plain' } },
   { name: '64-bit RDMP /k', o: { bits: 64, layout: 'rdmp', rdmpType: 8 } },
+  { name: '64-bit RDMP /f listed in descending PFN order', o: { bits: 64, layout: 'rdmp', rdmpType: 10, rdmpReversed: true, kdbg: 'plain' } },
+  { name: '64-bit RDMP /k listed in descending PFN order', o: { bits: 64, layout: 'rdmp', rdmpType: 8, rdmpReversed: true } },
+  { name: '64-bit old summary (SUMMARY_DUMP64)', o: { bits: 64, layout: 'summary-old', kdbg: 'plain' } },
+  { name: '32-bit old summary (SUMMARY_DUMP32)', o: { bits: 32, layout: 'summary-old', kdbg: 'encoded', maxRuns: 30 } },
 ];
 
 async function openFile(path: string): Promise<MemoryImage> {
@@ -31,26 +33,6 @@ async function openFile(path: string): Promise<MemoryImage> {
     await file.close();
     throw e;
   }
-}
-
-async function assertMatches(img: MemoryImage, t: CrashTruth, label: string): Promise<void> {
-  assert.equal(img.format, 'wincrash', label);
-  assert.deepEqual(img.runs, t.runs, `${label}: runs`);
-  for (let i = 0; i < t.runs.length; i++) {
-    const r = t.runs[i]!;
-    assert.ok((await img.read(r.start, t.data[i]!.length)).equals(t.data[i]!), `${label}: run ${i} bytes`);
-  }
-  // reads that start and end mid-page, inside one run and across none
-  const p = new Prng(t.runs.length);
-  for (let k = 0; k < 20; k++) {
-    const i = p.int(t.runs.length);
-    const r = t.runs[i]!;
-    const len = Number(r.end - r.start);
-    const off = p.int(len);
-    const n = 1 + p.int(len - off);
-    assert.ok((await img.read(r.start + BigInt(off), n)).equals(t.data[i]!.subarray(off, off + n)), `${label}: read ${off}+${n} of run ${i}`);
-  }
-  assert.equal(await contentHash(img), await contentHash(truthImage(t)), `${label}: content hash`);
 }
 
 test('every variant opens through openImage and gives the truth: runs, bytes, content hash and header fields', async (t) => {
@@ -65,7 +47,13 @@ test('every variant opens through openImage and gives the truth: runs, bytes, co
       try {
         await assertMatches(img, truth, label);
         const d = img.details;
-        assert.equal(d['os'], `Windows ${truth.minorVersion}`, label);
+        assert.equal(d['windowsBuild'], `build ${truth.minorVersion}`, label);
+        assert.equal(d['os'], undefined, label);
+        // the fixture, like Windows before Attributes existed, leaves the "PAGE" fill there
+        assert.equal(d['attributes'], 'absent (header fill)', label);
+        assert.equal(d['bootId'], undefined, label);
+        assert.equal(d['truncatedPages'], undefined, label);
+        assert.equal(d['warning'], undefined, label);
         assert.match(String(d['build']), new RegExp(`^free build ${truth.minorVersion} `), label);
         assert.equal(d['machine'], truth.bits === 64 ? 'AMD64 (0x8664)' : 'i386 (0x14c)', label);
         assert.equal(d['processors'], truth.numberProcessors, label);
@@ -93,6 +81,10 @@ test('every variant opens through openImage and gives the truth: runs, bytes, co
           assert.match(String(d['dumpType']), new RegExp(`^bitmap full \\(5\\), ${truth.summary}$`), label);
         } else if (v.o.layout === 'rdmp') {
           assert.equal(d['dumpType'], v.o.rdmpType === 10 ? 'complete memory (.dump /f) (10), RDMP' : 'kernel memory (.dump /k) (8), RDMP', label);
+          assert.equal(layout['rangeOrder'] !== undefined, !!v.o.rdmpReversed && truth.runs.length > 1, label);
+        } else if (v.o.layout === 'summary-old') {
+          assert.equal(d['dumpType'], 'summary (kernel memory dump) (2), SDMP', label);
+          assert.equal(layout['summaryLayout'], `old SUMMARY_DUMP${truth.bits} (32-bit fields)`, label);
         } else assert.equal(d['dumpType'], 'full (complete memory dump) (1)', label);
         const state = String(d['kdDebuggerDataBlockState']);
         if (v.o.kdbg === 'plain') assert.match(state, /^plain \(KDBG tag at physical 0x[0-9a-f]+, size 0x340\)$/, label);
@@ -156,16 +148,16 @@ test('damaged dumps fail with coded errors that say what is wrong', async (t) =>
   const cases: { name: string; bytes: Buffer; code: string; message?: RegExp; offset?: bigint }[] = [
     { name: 'header cut short', bytes: full64.subarray(0, 0x1800), code: 'E_TRUNCATED' },
     { name: '32-bit header cut short', bytes: full32.subarray(0, 0x800), code: 'E_TRUNCATED' },
-    { name: 'last page missing', bytes: full64.subarray(0, full64.length - 4096), code: 'E_TRUNCATED', message: /need file bytes/ },
-    { name: 'run beyond the file', bytes: patch(full64, (b) => b.writeBigUInt64LE(b.readBigUInt64LE(0xa0) + 1000n, 0xa0)), code: 'E_TRUNCATED' },
+    { name: 'every page past the end', bytes: full64.subarray(0, 0x2000), code: 'E_TRUNCATED', message: /holds none of them/ },
+    { name: 'bitmap pages all past the end', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(BigInt(b.length), 0x2020)), code: 'E_TRUNCATED', message: /holds none of them/ },
     { name: 'more runs than the header holds', bytes: patch(full64, (b) => b.writeUInt32LE(44, 0x88)), code: 'E_CORRUPT', message: /at most 43/ },
     { name: '32-bit: more runs than the header holds', bytes: patch(full32, (b) => b.writeUInt32LE(87, 0x64)), code: 'E_CORRUPT', message: /at most 86/ },
     { name: 'no runs', bytes: patch(full64, (b) => b.writeUInt32LE(0, 0x88)), code: 'E_CORRUPT' },
     { name: 'run before the previous one', bytes: twoRuns(full64, [100n, 5n], [50n, 5n]), code: 'E_CORRUPT', message: /overlaps or precedes/ },
     { name: 'run past 2^64', bytes: patch(full64, (b) => b.writeBigUInt64LE(0xfffffffffffffn, 0x98)), code: 'E_CORRUPT' },
-    { name: 'bitmap claims more pages than the file holds', bytes: patch(bitmap, (b) => b.fill(0xff, 0x2038, 0x2038 + 16)), code: 'E_TRUNCATED' },
     { name: 'bitmap longer than the file', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(BigInt(b.length) * 8n, 0x2030)), code: 'E_TRUNCATED' },
-    { name: 'bitmap beyond the size limit', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(1n << 40n, 0x2030)), code: 'E_TOO_LARGE' },
+    { name: 'bitmap of 2^40 pages, past the end of the file', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(1n << 40n, 0x2030)), code: 'E_TRUNCATED' },
+    { name: 'bitmap longer than a 64-bit address space', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(1n << 60n, 0x2030)), code: 'E_TOO_LARGE' },
     { name: 'empty bitmap', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(0n, 0x2030)), code: 'E_CORRUPT' },
     { name: 'page data inside the bitmap', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(0x2040n, 0x2020)), code: 'E_CORRUPT', message: /inside the bitmap/ },
     { name: 'page data past the end', bytes: patch(bitmap, (b) => b.writeBigUInt64LE(1n << 50n, 0x2020)), code: 'E_TRUNCATED' },
@@ -175,8 +167,9 @@ test('damaged dumps fail with coded errors that say what is wrong', async (t) =>
     { name: 'triage dump', bytes: patch(full64, (b) => b.writeUInt32LE(4, 0xf98)), code: 'E_UNSUPPORTED', message: /triage/ },
     { name: 'header-only dump', bytes: patch(full64, (b) => b.writeUInt32LE(3, 0xf98)), code: 'E_UNSUPPORTED', message: /header-only/ },
     { name: 'unknown dump type', bytes: patch(full64, (b) => b.writeUInt32LE(77, 0xf98)), code: 'E_UNSUPPORTED', message: /DumpType 77/ },
-    { name: '32-bit summary dump', bytes: patch(full32, (b) => b.writeUInt32LE(2, 0xf88)), code: 'E_UNSUPPORTED', message: /32-bit kernel summary/ },
+    { name: '32-bit summary dump without a summary', bytes: patch(full32, (b) => b.writeUInt32LE(2, 0xf88)), code: 'E_CORRUPT', message: /SDMP\/FDMP/ },
     { name: 'encrypted dump', bytes: patch(full64, (b) => b.writeUInt32LE(1 << 8, 0x1050)), code: 'E_UNSUPPORTED', message: /encrypted/ },
+    { name: '32-bit encrypted dump', bytes: patch(full32, (b) => b.writeUInt32LE((1 << 8) | 1, 0x8a0)), code: 'E_UNSUPPORTED', message: /encrypted/ },
     { name: 'RDMP type without an RDMP header', bytes: patch(full64, (b) => b.writeUInt32LE(8, 0xf98)), code: 'E_CORRUPT', message: /RDMP/ },
     { name: 'minidump', bytes: minidump(), code: 'E_UNSUPPORTED', message: /minidump \(MDMP\)/ },
   ];
@@ -186,12 +179,6 @@ test('damaged dumps fail with coded errors that say what is wrong', async (t) =>
     if (c.message) assert.match(e.message, c.message, c.name);
   }
 });
-
-function patch(b: Buffer, f: (b: Buffer) => void): Buffer {
-  const c = Buffer.from(b);
-  f(c);
-  return c;
-}
 
 function twoRuns(b: Buffer, a: [bigint, bigint], c: [bigint, bigint]): Buffer {
   return patch(b, (x) => {
@@ -228,4 +215,71 @@ test('a 64-bit kernel summary dump (DumpType 2, SDMP) and a live kernel dump (Du
     }
   }
   assert.ok(readFileSync(join(dir, 'k2.dmp')).subarray(0, 8).equals(Buffer.from('PAGEDU64')));
+});
+
+async function openBytes(dir: string, name: string, bytes: Buffer): Promise<MemoryImage> {
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return openFile(path);
+}
+
+test('the "PAGE" header fill is not a value: Attributes, SystemUpTime, Comment and VersionUser that keep it are absent', async (t) => {
+  const dir = tempDir(t, 'memdump-wincrash-');
+  for (const bits of [64, 32] as const) {
+    const truth = crashTruth(40 + bits, { bits, layout: 'full' });
+    truth.comment = undefined;
+    truth.systemUpTimeFill = true;
+    const bytes = crashDump(truth);
+    const o = bits === 64 ? { attributes: 0x1050, versionUser: 0x60 } : { attributes: 0x8a0, versionUser: 0x3c };
+    assert.equal(bytes.toString('latin1', o.attributes, o.attributes + 8), 'PAGEPAGE', 'the fixture leaves the fill, whose bit 8 looks like EncryptedDumpData');
+    bytes.write('PAGE'.repeat(8), o.versionUser, 'latin1');
+    const img = await openBytes(dir, `fill${bits}.dmp`, bytes);
+    try {
+      await assertMatches(img, truth, `${bits}-bit PAGE fill`);
+      const d = img.details;
+      assert.equal(d['attributes'], 'absent (header fill)');
+      assert.equal(d['attributeFlags'], undefined);
+      assert.equal(d['systemUpTime'], null);
+      assert.equal(d['comment'], null);
+      assert.equal(d['versionUser'], undefined);
+      assert.equal(d['exceptionCode'], undefined);
+      assert.equal(d['productType'], undefined);
+      assert.equal(d['writerStatus'], undefined);
+    } finally {
+      await img.close();
+    }
+    // EncryptedDumpData refuses the dump; with DecryptedDump beside it the pages are plain and it opens
+    const enc = patch(bytes, (b) => b.writeUInt32LE(0x100, o.attributes));
+    await expectCodeAsync(openBytes(dir, `enc${bits}.dmp`, enc), 'E_UNSUPPORTED');
+    const dec = await openBytes(dir, `dec${bits}.dmp`, patch(bytes, (b) => b.writeUInt32LE(0x300, o.attributes)));
+    try {
+      await assertMatches(dec, truth, `${bits}-bit decrypted`);
+      assert.equal(dec.details['attributes'], '0x300');
+      assert.deepEqual(dec.details['attributeFlags'], ['EncryptedDumpData', 'DecryptedDump']);
+    } finally {
+      await dec.close();
+    }
+  }
+});
+
+test('details carry the newer header fields: decoded Attributes, BootId, ProductType, WriterStatus, exception code and address', async (t) => {
+  const dir = tempDir(t, 'memdump-wincrash-');
+  for (const bits of [64, 32] as const) {
+    const truth = crashTruth(50 + bits, { bits, layout: 'full', newFields: true });
+    const img = await openBytes(dir, `new${bits}.dmp`, crashDump(truth));
+    try {
+      const d = img.details;
+      assert.equal(d['attributes'], '0x14');
+      assert.deepEqual(d['attributeFlags'], ['InsufficientDumpfileSize', 'LiveDumpGeneratedDump']);
+      assert.equal(d['bootId'], '0x' + truth.bootId!.toString(16));
+      assert.equal(d['productType'], `${['workstation', 'domain controller', 'server'][truth.productType! - 1]} (${truth.productType})`);
+      assert.equal(d['writerStatus'], '0x0');
+      assert.equal(d['exceptionCode'], '0x80000003');
+      assert.equal(d['exceptionAddress'], '0x' + truth.exceptionAddress!.toString(16));
+      assert.match(String(d['warning']), /InsufficientDumpfileSize/, 'the flag alone is worth a warning');
+      assert.equal(d['truncatedPages'], undefined);
+    } finally {
+      await img.close();
+    }
+  }
 });

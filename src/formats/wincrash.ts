@@ -2,18 +2,32 @@
  * Windows kernel crash dumps (.dmp, MEMORY.DMP): read-only. Header in wincrash-header.ts, page layouts in
  * wincrash-layout.ts, the page index in wincrash-map.ts. Minidumps ("MDMP", user-mode or kernel small dumps),
  * triage and header-only dumps hold no physical memory map: they are recognised and refused with E_UNSUPPORTED, so
- * `info` names them instead of saying "unknown format". Encrypted dumps (DUMP_FILE_ATTRIBUTES.EncryptedDumpData,
- * Windows 11) are refused the same way: their page data cannot be read without the key.
+ * `info` names them instead of saying "unknown format". Encrypted dumps (DUMP_FILE_ATTRIBUTES.EncryptedDumpData
+ * without DecryptedDump, Windows 11) are refused the same way: their page data cannot be read without the key.
+ * A dump shorter than its map opens with the pages it holds, and says so in details.truncatedPages and a warning.
  */
 import { MemdumpError, hex } from '../core/errors.js';
 import type { RandomAccessFile } from '../core/file.js';
 import type { Range } from '../core/ranges.js';
 import type { FormatReader, MemoryImage } from './types.js';
 import { kdbgState } from './wincrash-kdbg.js';
-import { ATTR_ENCRYPTED, type CrashHeader, HEADER32_SIZE, HEADER64_SIZE, filetimeToIso, headerBits, parseCrashHeader, uptimeText } from './wincrash-header.js';
-import { type LayoutFacts, bitmapLayout, fullLayout, rdmpLayout } from './wincrash-layout.js';
+import {
+  ATTR_DECRYPTED,
+  ATTR_ENCRYPTED,
+  ATTR_INSUFFICIENT_SIZE,
+  type CrashHeader,
+  HEADER32_SIZE,
+  HEADER64_SIZE,
+  attributeFlags,
+  filetimeToIso,
+  headerBits,
+  parseCrashHeader,
+  uptimeText,
+} from './wincrash-header.js';
+import { type LayoutFacts, bitmapLayout, fullLayout, summaryLayout } from './wincrash-layout.js';
+import { rdmpLayout } from './wincrash-rdmp.js';
 import { PageMap } from './wincrash-map.js';
-import { bugCheckText, buildKind, dumpTypeName, machineName } from './wincrash-names.js';
+import { bugCheckText, buildKind, dumpTypeName, machineName, productTypeName } from './wincrash-names.js';
 
 const MDMP_SIGNATURE = 0x504d444d; // "MDMP"
 /** MINIDUMP_VERSION (low word of MINIDUMP_HEADER.Version, minidumpapiset.h). */
@@ -53,7 +67,7 @@ function unsupported(message: string, details: Record<string, unknown> = {}): Me
 }
 
 /** Which page layout a DumpType uses, or the reason memdump cannot read it. */
-function layoutOf(h: CrashHeader): 'full' | 'bitmap' | 'rdmp' {
+function layoutOf(h: CrashHeader): 'full' | 'bitmap' | 'summary' | 'rdmp' {
   switch (h.dumpType) {
     case 1:
       return 'full';
@@ -62,10 +76,8 @@ function layoutOf(h: CrashHeader): 'full' | 'bitmap' | 'rdmp' {
     case 7:
       return 'bitmap';
     case 2:
-      // 64-bit kernel (summary) dumps carry the same SDMP summary as bitmap dumps; the Windows XP/2003 32-bit
-      // summary header has 32-bit fields and no public layout we could check, so we refuse it rather than guess
-      if (h.bits === 64) return 'bitmap';
-      throw unsupported('32-bit kernel summary crash dump (DumpType 2, Windows XP/2003 era): its summary header layout is not supported; use a complete memory dump', { dumpType: 2 });
+      // two summary layouts share this DumpType: wincrash-layout.ts tells them apart
+      return 'summary';
     case 8:
     case 9:
     case 10:
@@ -81,7 +93,8 @@ function layoutOf(h: CrashHeader): 'full' | 'bitmap' | 'rdmp' {
 
 export function describe(h: CrashHeader, layout: LayoutFacts, dumpKind: string): Record<string, unknown> {
   const d: Record<string, unknown> = {
-    os: `Windows ${h.minorVersion}`,
+    // MinorVersion is the build number; the header does not name the product (10, 11, Server ...)
+    windowsBuild: `build ${h.minorVersion}`,
     build: `${buildKind(h.majorVersion)} build ${h.minorVersion} (MajorVersion ${hex(h.majorVersion)}, MinorVersion ${h.minorVersion})`,
     header: `DUMP_HEADER${h.bits} (${h.bits === 64 ? 'PAGEDU64' : 'PAGEDUMP'})`,
     machine: machineName(h.machineImageType),
@@ -96,10 +109,12 @@ export function describe(h: CrashHeader, layout: LayoutFacts, dumpKind: string):
     kdDebuggerDataBlock: hex(h.kdDebuggerDataBlock),
     kdSecondaryVersion: h.kdSecondaryVersion,
     systemTime: filetimeToIso(h.systemTime),
-    systemUpTime: uptimeText(h.systemUpTime),
+    systemUpTime: h.systemUpTime === undefined ? null : uptimeText(h.systemUpTime),
     requiredDumpSpace: h.requiredDumpSpace.toString(),
     comment: h.comment,
   };
+  if (h.exceptionCode !== undefined) d['exceptionCode'] = hex(h.exceptionCode);
+  if (h.exceptionAddress !== undefined) d['exceptionAddress'] = hex(h.exceptionAddress);
   const b = h.physicalMemoryBlock;
   // in bitmap dumps too: the RAM the machine had, beside the pages the dump kept
   d['physicalMemoryBlock'] = {
@@ -109,7 +124,12 @@ export function describe(h: CrashHeader, layout: LayoutFacts, dumpKind: string):
   };
   if (h.paeEnabled !== undefined) d['pae'] = h.paeEnabled;
   if (h.versionUser) d['versionUser'] = h.versionUser;
-  if (h.attributes) d['attributes'] = hex(h.attributes);
+  if (h.productType !== undefined) d['productType'] = productTypeName(h.productType);
+  if (h.writerStatus !== undefined) d['writerStatus'] = hex(h.writerStatus);
+  // absent (the "PAGE" fill) is not the same as 0: say which
+  d['attributes'] = h.attributes === undefined ? 'absent (header fill)' : hex(h.attributes);
+  if (h.attributes !== undefined) d['attributeFlags'] = attributeFlags(h.attributes);
+  if (h.bootId !== undefined) d['bootId'] = hex(h.bootId);
   d['layout'] = layout.facts;
   return d;
 }
@@ -122,14 +142,34 @@ async function openWinCrash(file: RandomAccessFile): Promise<MemoryImage> {
   const bits = headerBits(head);
   if (bits === undefined) throw new MemdumpError('E_CORRUPT', `${file.path}: no PAGEDUMP / PAGEDU64 signature at offset 0x0`, { details: { offset: '0x0' } });
   const h = parseCrashHeader(await file.readExact(0n, bits === 64 ? HEADER64_SIZE : HEADER32_SIZE, `DUMP_HEADER${bits}`));
-  if (h.attributes & ATTR_ENCRYPTED) throw unsupported('encrypted Windows crash dump (DUMP_FILE_ATTRIBUTES.EncryptedDumpData): decrypt it with the key first', { attributes: hex(h.attributes) });
+  const attributes = h.attributes ?? 0;
+  if (attributes & ATTR_ENCRYPTED && !(attributes & ATTR_DECRYPTED)) {
+    throw unsupported('encrypted Windows crash dump (DUMP_FILE_ATTRIBUTES.EncryptedDumpData): decrypt it with the key first', { attributes: hex(attributes) });
+  }
   const kind = layoutOf(h);
   const map = new PageMap(`Windows crash dump (${kind})`, file.size);
-  const layout = kind === 'full' ? fullLayout(h, map) : kind === 'bitmap' ? await bitmapLayout(file, h, map) : await rdmpLayout(file, h, map);
+  const layout =
+    kind === 'full' ? fullLayout(h, map) : kind === 'bitmap' ? await bitmapLayout(file, h, map) : kind === 'summary' ? await summaryLayout(file, h, map) : await rdmpLayout(file, h, map);
   map.seal();
-  if (map.count === 0) throw new MemdumpError('E_CORRUPT', `${file.path}: the crash dump holds no memory pages`, { details: { dumpType: h.dumpType } });
+  if (map.count === 0) {
+    if (map.truncatedPages > 0) {
+      throw new MemdumpError('E_TRUNCATED', `${file.path}: the crash dump lists ${map.truncatedPages} pages and the file holds none of them (it has ${file.size} bytes)`, {
+        details: { truncatedPages: map.truncatedPages, fileSize: file.size.toString() },
+      });
+    }
+    throw new MemdumpError('E_CORRUPT', `${file.path}: the crash dump holds no memory pages`, { details: { dumpType: h.dumpType } });
+  }
   const summary = typeof layout.facts['summary'] === 'string' ? `, ${layout.facts['summary']}` : '';
   const details = describe(h, layout, `${dumpTypeName(h.dumpType)}${summary}`);
+  if (map.truncatedPages > 0) {
+    details['truncatedPages'] = map.truncatedPages;
+    const why = attributes & ATTR_INSUFFICIENT_SIZE ? 'Windows flagged InsufficientDumpfileSize: the dump file was too small for the memory' : 'the file was cut short or its map lies';
+    details['warning'] =
+      `INCOMPLETE: ${map.truncatedPages} of the ${map.storedPages} pages the dump lists lie past the end of the file (from page ${hex(map.firstMissingPfn ?? 0n)}); ` +
+      `only the ${map.heldPages} pages it holds are readable (${why})`;
+  } else if (attributes & ATTR_INSUFFICIENT_SIZE) {
+    details['warning'] = 'Windows flagged InsufficientDumpfileSize: pages that did not fit were dropped when the dump was written';
+  }
   const image = new WinCrashImage(file, map, details);
   details['kdDebuggerDataBlockState'] = await kdbgState(image, h);
   return image;
@@ -137,7 +177,7 @@ async function openWinCrash(file: RandomAccessFile): Promise<MemoryImage> {
 
 export const wincrash: FormatReader = {
   name: 'wincrash',
-  description: 'Windows crash dump (PAGEDUMP 32-bit / PAGEDU64 64-bit; full, bitmap and RDMP kernel/complete dumps)',
+  description: 'Windows crash dump (PAGEDUMP 32-bit / PAGEDU64 64-bit; full, kernel summary, bitmap and RDMP kernel/complete dumps)',
   detect(head) {
     return headerBits(head) !== undefined || isMinidump(head);
   },

@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { contentHash } from '../../src/pipeline/info.js';
 import { openImage } from '../../src/formats/registry.js';
-import { type CrashOptions, crashTruth, truthImage, writeCrashDump } from '../fixtures/wincrash.js';
+import { type CrashOptions, crashDump, crashTruth, truthImage, writeCrashDump } from '../fixtures/wincrash.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 
 const CASES: { name: string; o: CrashOptions }[] = [
   { name: 'full64', o: { bits: 64, layout: 'full', kdbg: 'plain' } },
   { name: 'bitmap64', o: { bits: 64, layout: 'bitmap', summary: 'SDMP' } },
   { name: 'pae32', o: { bits: 32, layout: 'full', pae: true } },
+  { name: 'summary32', o: { bits: 32, layout: 'summary-old', pae: true } },
+  { name: 'rdmp-reversed', o: { bits: 64, layout: 'rdmp', rdmpType: 10, rdmpReversed: true } },
 ];
 
 test('memdump info X.dmp shows the crash dump fields, as text and as --json', async (t) => {
@@ -23,7 +25,8 @@ test('memdump info X.dmp shows the crash dump fields, as text and as --json', as
     assert.equal(text.code, 0, text.stderr);
     const out = text.stdout.toString();
     assert.match(out, /^format\s+wincrash$/m, c.name);
-    assert.match(out, new RegExp(`^os\\s+"Windows ${truth.minorVersion}"$`, 'm'), c.name);
+    assert.match(out, new RegExp(`^windowsBuild "build ${truth.minorVersion}"$`, 'm'), c.name);
+    assert.match(out, /^attributes\s+"absent \(header fill\)"$/m, c.name);
     assert.match(out, new RegExp(`^directoryTableBase "0x${truth.directoryTableBase.toString(16)}"$`, 'm'), c.name);
     assert.match(out, new RegExp(`^comment\\s+"${truth.comment}"$`, 'm'), c.name);
     assert.match(out, new RegExp(`^ranges\\s+${truth.runs.length}, `, 'm'), c.name);
@@ -92,4 +95,34 @@ test('memdump info on a minidump and on a triage dump names them and exits with 
   assert.equal(j.code, 10, j.stderr);
   assert.match(j.stderr, /E_UNSUPPORTED/);
   assert.match(j.stderr, /triage/);
+});
+
+test('memdump info and convert on a dump cut short: the held pages convert, and info says loudly what is missing', async (t) => {
+  const dir = tempDir(t, 'memdump-cli-wincrash-');
+  const truth = crashTruth(33, { bits: 64, layout: 'bitmap', newFields: true, maxRuns: 5 });
+  const bytes = crashDump(truth);
+  const lastPages = Number((truth.runs.at(-1)!.end - truth.runs.at(-1)!.start) / 4096n);
+  const path = join(dir, 'short.dmp');
+  writeFileSync(path, bytes.subarray(0, bytes.length - lastPages * 4096));
+  const held = { ...truth, runs: truth.runs.slice(0, -1), data: truth.data.slice(0, -1) };
+
+  const j = await runCli(['--json', 'info', path, '--content-hash']);
+  assert.equal(j.code, 0, j.stderr);
+  const r = JSON.parse(j.stdout.toString()) as { details: Record<string, unknown>; contentSha256: string };
+  assert.equal(r.details['truncatedPages'], lastPages);
+  assert.match(String(r.details['warning']), /^INCOMPLETE: .*Windows flagged InsufficientDumpfileSize/);
+  assert.equal(r.contentSha256, await contentHash(truthImage(held)));
+  const text = await runCli(['info', path]);
+  assert.match(text.stdout.toString(), /^warning\s+"INCOMPLETE: /m);
+
+  const out = join(dir, 'short.lime');
+  const c = await runCli(['convert', path, out, '--to', 'lime', '-q']);
+  assert.equal(c.code, 0, c.stderr);
+  const img = await openImage(out);
+  try {
+    assert.deepEqual(img.runs, held.runs);
+    assert.equal(await contentHash(img), await contentHash(truthImage(held)));
+  } finally {
+    await img.close();
+  }
 });
