@@ -99,7 +99,8 @@ Examples:
         context: undefined,
         reportPath: o.report,
         contentHash: true,
-        warnings: [],
+        // the reader's own doubt about the input (an incomplete kdump, a short crash dump) belongs in the report
+        warnings: typeof img.details['warning'] === 'string' ? [`input ${input}: ${img.details['warning']}`] : [],
         options: {
           from: img.format,
           to: format.name,

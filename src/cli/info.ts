@@ -18,6 +18,8 @@ export function registerInfo(program: Command, globals: () => GlobalOptions, set
     .action(async (file: string, o: { inputFormat?: string; contentHash?: boolean; banner: boolean; ranges?: boolean }) => {
       const g = globals();
       const r = await info(file, { ...(o.inputFormat ? { inputFormat: o.inputFormat as FormatName } : {}), contentHash: !!o.contentHash, banner: o.banner });
+      const warning = r.details['warning'];
+      if (typeof warning === 'string') process.stderr.write(`memdump: WARNING: ${escapeControl(warning)}\n`);
       if (g.json) {
         process.stdout.write(JSON.stringify(r) + '\n');
       } else {

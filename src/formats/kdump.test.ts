@@ -120,7 +120,7 @@ test('incomplete dump: pages never written are holes, and info says so', async (
   for (const flat of [undefined, 'shuffled'] as const) {
     const img = await check(t, { seed: 41, maxMapnr: 300, incomplete: 57 }, flat);
     assert.equal(img.details['incomplete'], true);
-    assert.match(String(img.details['WARNING']), /INCOMPLETE/);
+    assert.match(String(img.details['warning']), /INCOMPLETE/);
     assert.ok((img.details['missingPages'] as number) > 0);
   }
   // a dump cut short inside its page data (or its page_desc table) keeps the pages whose descriptor and data are there

@@ -88,7 +88,7 @@ async function readNotes(bytes: DumpBytes, sub: KdumpSubHeader | undefined): Pro
 function describe(h: DiskDumpHeader, sub: KdumpSubHeader | undefined, layout: KdumpLayout, bytes: DumpBytes, pages: PageMap, extra: Record<string, unknown>): Record<string, unknown> {
   const incomplete = (h.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0;
   const d: Record<string, unknown> = {
-    ...(incomplete ? { WARNING: 'INCOMPLETE DUMP: makedumpfile stopped before writing every page (disk full?); pages it never wrote are holes' } : {}),
+    ...(incomplete ? { warning: 'INCOMPLETE DUMP: makedumpfile stopped before writing every page (disk full?); pages it never wrote are holes' } : {}),
     headerVersion: h.headerVersion,
     flattened: bytes.flattened,
     ...extra,

@@ -22,7 +22,11 @@ export interface MemoryImage {
   readonly format: FormatName;
   readonly runs: readonly Range[];
   readonly notes: readonly ImageNote[];
-  /** Format-specific facts for `info` (record count, compression, ...). */
+  /**
+   * Format-specific facts for `info` (record count, compression, ...). A `warning` string says the image is not
+   * what it claims to be (an incomplete kdump, a crash dump shorter than its map): `info` prints it on stderr and
+   * `convert` carries it into the report's warnings.
+   */
   readonly details: Record<string, unknown>;
   read(addr: bigint, length: number): Promise<Buffer>;
   /** File offset where the bytes of physical `addr` start, when the container stores them uncompressed. */

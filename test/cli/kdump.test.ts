@@ -4,7 +4,7 @@
  * into the ELF, and an incomplete dump is announced in both output modes.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openImage } from '../../src/formats/registry.js';
@@ -54,7 +54,14 @@ test('memdump info announces an incomplete kdump', async (t) => {
   const human = await runCli(['info', src]);
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout.toString(), /INCOMPLETE DUMP/);
+  assert.match(human.stderr, /^memdump: WARNING: INCOMPLETE DUMP/m, 'said on stderr, not only in the table');
   const info = JSON.parse((await runCli(['info', src, '--json'])).stdout.toString());
   assert.equal(info.details.incomplete, true);
   assert.equal(BigInt(info.ranges.totalBytes), 40n * 4096n);
+  // a conversion keeps the doubt: the new file's report says where its input came up short
+  const out = join(dir, 'vmcore.lime');
+  const c = await runCli(['convert', src, out, '--to', 'lime', '-q']);
+  assert.equal(c.code, 0, c.stderr);
+  const report = JSON.parse(readFileSync(out + '.report.json', 'utf8')) as { warnings: string[] };
+  assert.ok(report.warnings.some((w) => /INCOMPLETE DUMP/.test(w)), JSON.stringify(report.warnings));
 });
