@@ -39,7 +39,8 @@ export class HiberImage implements MemoryImage {
     if (i < 0) return undefined;
     const b = this.index.block[i]!;
     if (this.blocks.kind[b] !== KIND_STORED) return undefined;
-    return BigInt(this.blocks.offset[b]!) + BigInt(this.index.slot[i]! * PAGE_SIZE) + (addr & 0xfffn);
+    const slot = this.index.slot[i]! + (Number(page) - this.index.first[i]!);
+    return BigInt(this.blocks.offset[b]!) + BigInt(slot * PAGE_SIZE) + (addr & 0xfffn);
   }
 
   async read(addr: bigint, length: number): Promise<Buffer> {
@@ -53,17 +54,13 @@ export class HiberImage implements MemoryImage {
       const pageBig = a >> 12n;
       if (pageBig > BigInt(MAX_PAGE_NUMBER)) throw idx.notInRuns(a);
       const within = Number(a & 0xfffn);
-      const i = idx.find(Number(pageBig), hint);
+      const page = Number(pageBig);
+      const i = idx.find(page, hint);
       if (i < 0) throw idx.notInRuns(a);
       const b = idx.block[i]!;
-      const s = idx.slot[i]!;
-      // extend over the following pages while they sit in the next slots of the same block
-      let n = Math.min(PAGE_SIZE - within, length - done);
-      let last = i;
-      while (done + n < length && last + 1 < idx.count && idx.page[last + 1] === idx.page[last]! + 1 && idx.block[last + 1] === b && idx.slot[last + 1] === idx.slot[last]! + 1) {
-        last++;
-        n += Math.min(PAGE_SIZE, length - done - n);
-      }
+      const s = idx.slot[i]! + (page - idx.first[i]!);
+      // the rest of this index run sits in the following slots of the same block
+      const n = Math.min((idx.first[i]! + idx.count[i]! - page) * PAGE_SIZE - within, length - done);
       const from = s * PAGE_SIZE + within;
       if (this.blocks.kind[b] === KIND_STORED) {
         const at = BigInt(this.blocks.offset[b]!) + BigInt(from);
@@ -72,7 +69,7 @@ export class HiberImage implements MemoryImage {
         (await this.decoded(b)).copy(out, done, from, from + n);
       }
       done += n;
-      hint = last;
+      hint = i;
     }
     return out;
   }

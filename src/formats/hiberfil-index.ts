@@ -1,7 +1,7 @@
 /**
- * Page → (block, slot) index for hibernation files, in typed arrays so 16 GiB of RAM (4M pages) costs ~60 MB
- * rather than millions of objects. Blocks are Windows 7 Xpress blocks or Windows 8+ compression sets: where the
- * bytes sit, how they are stored and how many pages they decompress to.
+ * Page → (block, slot) index for hibernation files, kept as runs in typed arrays: 16 GiB of RAM in 16-page sets
+ * (262k runs) costs ~4 MB rather than millions of objects. Blocks are Windows 7 Xpress blocks or Windows 8+
+ * compression sets: where the bytes sit, how they are stored and how many pages they decompress to.
  */
 import { readSync } from 'node:fs';
 import { truncated } from '../core/bytes.js';
@@ -51,120 +51,160 @@ export class BlockTable {
   }
 }
 
-export class PageIndexBuilder {
-  private page = new Float64Array(4096);
-  private block = new Uint32Array(4096);
-  private slot = new Uint8Array(4096);
-  count = 0;
+/** Most pages one added run may hold: a compression set descriptor or a table entry cut at a block edge (16). */
+export const MAX_RUN_PAGES = 16;
+const RING = 32;
 
-  add(page: number, block: number, slot: number): void {
-    if (this.count >= MAX_PAGES) {
+/**
+ * Collects (first page, count, block, first slot) runs as the tables list them: one entry per descriptor rather
+ * than per page, so a file of tiny sets costs ~14 bytes per set, not per page it claims.
+ */
+export class PageIndexBuilder {
+  private first = new Float64Array(1024);
+  private count = new Uint8Array(1024);
+  private block = new Uint32Array(1024);
+  private slot = new Uint8Array(1024);
+  runs = 0;
+  /** Pages added, duplicates included. */
+  pages = 0;
+
+  addRun(first: number, count: number, block: number, slot: number): void {
+    if (count < 1 || count > MAX_RUN_PAGES) throw new RangeError(`hiberfil index: run of ${count} pages`);
+    if (this.pages + count > MAX_PAGES) {
       throw new MemdumpError('E_TOO_LARGE', `hiberfil: the tables list more than ${MAX_PAGES} pages (${MAX_PAGES / 262144} GiB of RAM); not indexing them`, { details: { maxPages: MAX_PAGES } });
     }
-    const i = this.count;
-    if (i >= this.page.length) {
-      this.page = grow(this.page, i + 1, (n) => new Float64Array(n));
+    const i = this.runs;
+    if (i >= this.first.length) {
+      this.first = grow(this.first, i + 1, (n) => new Float64Array(n));
+      this.count = grow(this.count, i + 1, (n) => new Uint8Array(n));
       this.block = grow(this.block, i + 1, (n) => new Uint32Array(n));
       this.slot = grow(this.slot, i + 1, (n) => new Uint8Array(n));
     }
-    this.page[i] = page;
+    this.first[i] = first;
+    this.count[i] = count;
     this.block[i] = block;
     this.slot[i] = slot;
-    this.count++;
-  }
-
-  /** Sort by page (stable); a page listed twice keeps its last copy, the one Windows restores last. */
-  finish(): PageIndex {
-    const n = this.count;
-    const page = this.page;
-    let sorted = true;
-    for (let i = 1; i < n && sorted; i++) if (page[i]! <= page[i - 1]!) sorted = false;
-    const order = sorted ? undefined : this.bySegments() ?? this.byPage();
-    const at = (i: number) => (order ? order[i]! : i);
-    let unique = 0;
-    for (let i = 0; i < n; i++) if (i + 1 >= n || page[at(i + 1)] !== page[at(i)]) unique++;
-    const outPage = new Float64Array(unique);
-    const outBlock = new Uint32Array(unique);
-    const outSlot = new Uint8Array(unique);
-    let k = 0;
-    for (let i = 0; i < n; i++) {
-      const j = at(i);
-      if (i + 1 < n && page[at(i + 1)] === page[j]) continue;
-      outPage[k] = page[j]!;
-      outBlock[k] = this.block[j]!;
-      outSlot[k] = this.slot[j]!;
-      k++;
-    }
-    return new PageIndex(outPage, outBlock, outSlot, n - unique);
+    this.runs++;
+    this.pages += count;
   }
 
   /**
-   * Pages arrive as runs of consecutive numbers (a descriptor or table entry each): sorting the runs by their first
-   * page is ~16× less work than sorting pages. Valid only when the runs do not overlap; undefined otherwise.
+   * Sort runs by first page and resolve overlaps page by page: a page listed twice keeps its last copy (the one
+   * Windows restores last). Runs hold at most 16 pages, so once runs are visited in start order only the 16 pages
+   * after the current start can still change: a 32-slot ring holds them, whatever the number of duplicates.
    */
-  private bySegments(): Uint32Array | undefined {
-    const n = this.count;
-    const page = this.page;
-    let segs = 0;
-    for (let i = 0; i < n; i++) if (i === 0 || page[i] !== page[i - 1]! + 1) segs++;
-    const start = new Uint32Array(segs + 1);
-    for (let i = 0, k = 0; i < n; i++) if (i === 0 || page[i] !== page[i - 1]! + 1) start[k++] = i;
-    start[segs] = n;
-    const seg = new Uint32Array(segs);
-    for (let k = 0; k < segs; k++) seg[k] = k;
-    seg.sort((a, b) => page[start[a]!]! - page[start[b]!]! || a - b);
-    const order = new Uint32Array(n);
-    let o = 0;
-    for (let k = 0; k < segs; k++) {
-      const sg = seg[k]!;
-      for (let i = start[sg]!; i < start[sg + 1]!; i++) order[o++] = i;
+  finish(): PageIndex {
+    const n = this.runs;
+    const first = this.first;
+    let sorted = true;
+    for (let i = 1; i < n && sorted; i++) if (first[i]! < first[i - 1]!) sorted = false;
+    let order: Uint32Array | undefined;
+    if (!sorted) {
+      order = new Uint32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      order.sort((a, b) => first[a]! - first[b]! || a - b);
     }
-    for (let i = 1; i < n; i++) if (page[order[i]!]! <= page[order[i - 1]!]!) return undefined;
-    return order;
-  }
-
-  private byPage(): Uint32Array {
-    const page = this.page;
-    const order = new Uint32Array(this.count);
-    for (let i = 0; i < order.length; i++) order[i] = i;
-    return order.sort((a, b) => page[a]! - page[b]! || a - b);
+    const out = new RunBuilder();
+    const ring = new Int32Array(RING).fill(-1);
+    let cursor = 0;
+    let hi = 0;
+    let duplicates = 0;
+    const emit = (p: number) => {
+      const r = ring[p % RING]!;
+      if (r < 0) return;
+      ring[p % RING] = -1;
+      out.add(p, this.block[r]!, this.slot[r]! + (p - first[r]!));
+    };
+    for (let k = 0; k < n; k++) {
+      const r = order ? order[k]! : k;
+      const s = first[r]!;
+      const e = s + this.count[r]!;
+      while (cursor < s && cursor < hi) emit(cursor++);
+      if (cursor < s) cursor = s;
+      for (let p = s; p < e; p++) {
+        const cur = ring[p % RING]!;
+        if (cur >= 0) duplicates++;
+        if (cur < r) ring[p % RING] = r;
+      }
+      if (e > hi) hi = e;
+    }
+    while (cursor < hi) emit(cursor++);
+    return out.finish(duplicates);
   }
 }
 
+/** Coalesces pages emitted in ascending order into runs of consecutive pages in consecutive slots of one block. */
+class RunBuilder {
+  first = new Float64Array(1024);
+  count = new Uint8Array(1024);
+  block = new Uint32Array(1024);
+  slot = new Uint8Array(1024);
+  n = 0;
+  pages = 0;
+
+  add(page: number, block: number, slot: number): void {
+    const l = this.n - 1;
+    if (l >= 0 && this.first[l]! + this.count[l]! === page && this.block[l] === block && this.slot[l]! + this.count[l]! === slot && this.count[l]! < 255) {
+      this.count[l]!++;
+    } else {
+      const i = this.n;
+      if (i >= this.first.length) {
+        this.first = grow(this.first, i + 1, (k) => new Float64Array(k));
+        this.count = grow(this.count, i + 1, (k) => new Uint8Array(k));
+        this.block = grow(this.block, i + 1, (k) => new Uint32Array(k));
+        this.slot = grow(this.slot, i + 1, (k) => new Uint8Array(k));
+      }
+      this.first[i] = page;
+      this.count[i] = 1;
+      this.block[i] = block;
+      this.slot[i] = slot;
+      this.n++;
+    }
+    this.pages++;
+  }
+
+  finish(duplicates: number): PageIndex {
+    const n = this.n;
+    // views, not copies: a copy would double the peak for a moment on the largest indexes
+    return new PageIndex(this.first.subarray(0, n), this.count.subarray(0, n), this.block.subarray(0, n), this.slot.subarray(0, n), this.pages, duplicates);
+  }
+}
+
+/** Sorted, disjoint runs of pages: run i covers pages first[i] .. first[i]+count[i]-1 at slots slot[i].. of block[i]. */
 export class PageIndex {
   readonly runs: Range[];
   constructor(
-    readonly page: Float64Array,
+    readonly first: Float64Array,
+    readonly count: Uint8Array,
     readonly block: Uint32Array,
     readonly slot: Uint8Array,
+    /** Distinct pages. */
+    readonly pages: number,
     readonly duplicates: number,
   ) {
     const runs: Range[] = [];
     let i = 0;
-    while (i < page.length) {
+    while (i < first.length) {
       let j = i + 1;
-      while (j < page.length && page[j] === page[j - 1]! + 1) j++;
-      runs.push({ start: BigInt(page[i]!) * BigInt(PAGE_SIZE), end: (BigInt(page[j - 1]!) + 1n) * BigInt(PAGE_SIZE) });
+      while (j < first.length && first[j] === first[j - 1]! + count[j - 1]!) j++;
+      runs.push({ start: BigInt(first[i]!) * BigInt(PAGE_SIZE), end: BigInt(first[j - 1]! + count[j - 1]!) * BigInt(PAGE_SIZE) });
       i = j;
     }
     this.runs = runs;
   }
 
-  get count(): number {
-    return this.page.length;
-  }
-
-  /** Position of `pageNo` in the index, or -1; `hint` (the previous answer) makes sequential reads O(1). */
+  /** Index of the run holding `pageNo`, or -1; `hint` (the previous answer) makes sequential reads O(1). */
   find(pageNo: number, hint = -1): number {
-    const p = this.page;
-    if (hint >= 0 && hint + 1 < p.length && p[hint + 1] === pageNo) return hint + 1;
+    const f = this.first;
+    const c = this.count;
+    for (const h of [hint, hint + 1]) if (h >= 0 && h < f.length && f[h]! <= pageNo && pageNo < f[h]! + c[h]!) return h;
     let lo = 0;
-    let hi = p.length - 1;
+    let hi = f.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const v = p[mid]!;
-      if (v < pageNo) lo = mid + 1;
-      else if (v > pageNo) hi = mid - 1;
+      const v = f[mid]!;
+      if (pageNo < v) hi = mid - 1;
+      else if (pageNo >= v + c[mid]!) lo = mid + 1;
       else return mid;
     }
     return -1;

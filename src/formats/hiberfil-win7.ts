@@ -1,5 +1,5 @@
 /**
- * Windows 7 (and Vista/XP-shaped) hibernation layout: memory range tables chained by page number, each table page
+ * Windows 7 (x64, x86) and Vista x86 hibernation layout: memory range tables chained by page number, each table page
  * followed by the Xpress blocks that hold its pages in table order.
  *
  * Table page ([hibr2bin] Hiber.h PO_MEMORY_RANGE_ARRAY*_NT61, [vol2] hibernate_win7*_vtypes):
@@ -15,7 +15,7 @@
 import { corrupt } from '../core/bytes.js';
 import { MemdumpError, hex } from '../core/errors.js';
 import type { RandomAccessFile } from '../core/file.js';
-import { type HiberHeader, PAGE_SIZE, WIN7_X64, WIN7_X86 } from './hiberfil-header.js';
+import { type HiberHeader, PAGE_SIZE, VISTA_X86, WIN7_X64, WIN7_X86 } from './hiberfil-header.js';
 import { type BlockTable, KIND_LZ77, KIND_STORED, MAX_PAGE_NUMBER, type PageIndexBuilder, ReadWindow } from './hiberfil-index.js';
 
 export const XPRESS_MAGIC = Buffer.from('8181787072657373', 'hex');
@@ -63,18 +63,24 @@ async function hasXpressAt(file: RandomAccessFile, pos: bigint): Promise<boolean
   return (await file.readAt(pos, 8)).equals(XPRESS_MAGIC);
 }
 
-/** The header's FirstTablePage when it points inside the file (whatever is there). */
-export function firstTableField(file: RandomAccessFile, h: HiberHeader): bigint | undefined {
-  const f = h.arch === 'x64' ? WIN7_X64 : WIN7_X86;
-  const field = h.arch === 'x64' ? h.page.u64(f.firstTablePage) : BigInt(h.page.u32(f.firstTablePage));
+/** Where FirstTablePage may sit when LengthSelf does not say: Windows 7 ([ntdiff] x64 0x60, x86 0x4c), Vista x86 0x50. */
+export function firstTableSlots(arch: 'x64' | 'x86'): readonly number[] {
+  return arch === 'x64' ? [WIN7_X64.firstTablePage] : [WIN7_X86.firstTablePage, VISTA_X86.firstTablePage];
+}
+
+/** The FirstTablePage at `slot` (u64 on x64, u32 on x86) when it points inside the file (whatever is there). */
+export function firstTableField(file: RandomAccessFile, h: HiberHeader, slot: number): bigint | undefined {
+  const field = h.arch === 'x64' ? h.page.u64(slot) : BigInt(h.page.u32(slot));
   return field > 0n && field < file.size / BigInt(PAGE_SIZE) ? field : undefined;
 }
 
-/** The first table page: the header's FirstTablePage when an Xpress block follows it, else the first such page. */
-export async function findFirstTable(file: RandomAccessFile, h: HiberHeader): Promise<{ page: bigint; from: 'header' | 'scan' } | undefined> {
-  const field = firstTableField(file, h);
+/** The first table page: a header FirstTablePage (from `slots`) that an Xpress block follows, else the first such page. */
+export async function findFirstTable(file: RandomAccessFile, h: HiberHeader, slots: readonly number[]): Promise<{ page: bigint; from: 'header' | 'scan' } | undefined> {
   const page = BigInt(PAGE_SIZE);
-  if (field !== undefined && (await hasXpressAt(file, (field + 1n) * page))) return { page: field, from: 'header' };
+  for (const slot of slots) {
+    const field = firstTableField(file, h, slot);
+    if (field !== undefined && (await hasXpressAt(file, (field + 1n) * page))) return { page: field, from: 'header' };
+  }
   for (let p = 1n; p <= BigInt(SCAN_PAGES); p++) if (await hasXpressAt(file, (p + 1n) * page)) return { page: p, from: 'scan' };
   return undefined;
 }
@@ -106,7 +112,7 @@ export async function walkWin7(file: RandomAccessFile, arch: 'x64' | 'x86', firs
       const end = g.wide ? t.readBigUInt64LE(at + 8) : BigInt(t.readUInt32LE(at + 4));
       if (end < start) throw corrupt(`hiberfil: memory range ends (page ${hex(end)}) before it starts (page ${hex(start)})`, off + BigInt(at));
       if (end > BigInt(MAX_PAGE_NUMBER)) throw corrupt(`hiberfil: memory range page ${hex(end)} is beyond any physical address`, off + BigInt(at));
-      for (let p = Number(start); p < Number(end); p++) {
+      for (let p = Number(start); p < Number(end); ) {
         if (left === 0) {
           const h = parseXpressHeader(await win.bytes(pos, XPRESS_HEADER_SIZE, 'Xpress block header'), pos);
           const dataAt = pos + BigInt(XPRESS_HEADER_SIZE);
@@ -118,8 +124,11 @@ export async function walkWin7(file: RandomAccessFile, arch: 'x64' | 'x86', firs
           left = h.pages;
           slot = 0;
         }
-        out.add(p, block, slot++);
-        left--;
+        const k = Math.min(left, Number(end) - p);
+        out.addRun(p, k, block, slot);
+        slot += k;
+        left -= k;
+        p += k;
       }
     }
     if (next === 0n || count !== g.capacity) return { tables };

@@ -11,7 +11,7 @@
  * The next set starts right after the data, unaligned ([vol3] _read_compression_set).
  */
 import { corrupt } from '../core/bytes.js';
-import { MemdumpError, hex, isMemdumpError } from '../core/errors.js';
+import { MemdumpError, hex } from '../core/errors.js';
 import type { RandomAccessFile } from '../core/file.js';
 import { type HiberHeader, NUM_PAGES_FOR_LOADER, PAGE_SIZE, WIN8_VARIANTS, type Win8Variant } from './hiberfil-header.js';
 import { BlockTable, KIND_HUFFMAN, KIND_LZ77, KIND_STORED, MAX_PAGES, MAX_PAGE_NUMBER, PageIndexBuilder, ReadWindow } from './hiberfil-index.js';
@@ -35,22 +35,28 @@ export function parseSetHeader(v: number, pos: bigint): SetHeader {
   return { descriptors, size, method };
 }
 
-/** Walk `pageCount` pages of sets from `startPage`; returns where the section's last set ends. */
-export async function walkSection(file: RandomAccessFile, startPage: bigint, pageCount: bigint, blocks: BlockTable, out: PageIndexBuilder): Promise<bigint> {
+/**
+ * Walk `pageCount` pages of sets from `startPage`; returns where the section's last set ends. Pages above
+ * `highestPage` (the header's HighestPhysicalPage, when known) are corrupt.
+ */
+export async function walkSection(file: RandomAccessFile, startPage: bigint, pageCount: bigint, blocks: BlockTable, out: PageIndexBuilder, highestPage = BigInt(MAX_PAGE_NUMBER)): Promise<bigint> {
   const win = new ReadWindow(file);
   let pos = startPage * BigInt(PAGE_SIZE);
   let done = 0n;
+  const runs: [number, number][] = [];
   while (done < pageCount) {
     const h = parseSetHeader((await win.bytes(pos, 4, 'compression set header')).readUInt32LE(0), pos);
     const desc = await win.bytes(pos + 4n, h.descriptors * 8, 'compression set page runs');
     const dataAt = pos + 4n + BigInt(h.descriptors * 8);
     let pages = 0;
-    const runs: [number, number][] = [];
+    runs.length = 0;
     for (let i = 0; i < h.descriptors; i++) {
       const d = desc.readBigUInt64LE(i * 8);
       const n = Number(d & 0xfn) + 1;
       const first = d >> 4n;
-      if (first + BigInt(n) > BigInt(MAX_PAGE_NUMBER)) throw corrupt(`hiberfil: compression set page ${hex(first)} is beyond any physical address`, pos + 4n + BigInt(i * 8));
+      if (first + BigInt(n) - 1n > highestPage) {
+        throw corrupt(`hiberfil: compression set page ${hex(first + BigInt(n) - 1n)} is above the highest physical page (${hex(highestPage)})`, pos + 4n + BigInt(i * 8));
+      }
       pages += n;
       runs.push([Number(first), n]);
     }
@@ -62,7 +68,10 @@ export async function walkSection(file: RandomAccessFile, startPage: bigint, pag
     const kind = h.size === pages * PAGE_SIZE ? KIND_STORED : h.method < 2 ? KIND_LZ77 : KIND_HUFFMAN;
     const block = blocks.add(dataAt, h.size, pages, kind);
     let slot = 0;
-    for (const [first, n] of runs) for (let k = 0; k < n; k++) out.add(first + k, block, slot++);
+    for (const [first, n] of runs) {
+      out.addRun(first, n, block, slot);
+      slot += n;
+    }
     done += BigInt(pages);
     pos = dataAt + BigInt(h.size);
   }
@@ -76,56 +85,83 @@ export interface Win8Walk {
   readonly fields: Record<string, string>;
 }
 
-function plausible(file: RandomAccessFile, first: bigint, count: bigint): boolean {
-  return count === 0n || (first > 0n && first < file.size / BigInt(PAGE_SIZE) && count <= BigInt(MAX_PAGES));
+interface Slots {
+  readonly v: Win8Variant;
+  readonly boot: bigint;
+  readonly kernel: bigint;
+  readonly kernelPages: bigint;
+  readonly highest: bigint;
+}
+
+function slotsOf(h: HiberHeader, v: Win8Variant): Slots {
+  const r = h.page;
+  return { v, boot: r.u64(v.firstBootRestorePage), kernel: r.u64(v.firstKernelRestorePage), kernelPages: r.u64(v.kernelPagesProcessed), highest: r.u64(v.highestPhysicalPage) };
+}
+
+/** Why these offsets cannot describe this file (undefined: they can). */
+function implausible(file: RandomAccessFile, s: Slots, loaderPages: bigint): string | undefined {
+  const filePages = file.size / BigInt(PAGE_SIZE);
+  const limit = s.highest > 0n && s.highest <= BigInt(MAX_PAGE_NUMBER) ? s.highest + 1n : BigInt(MAX_PAGES);
+  if (s.kernelPages === 0n) return 'KernelPagesProcessed is 0 (every hibernation has kernel pages)';
+  if (s.kernelPages > BigInt(MAX_PAGES) || s.kernelPages > limit) return `KernelPagesProcessed (${s.kernelPages}) is more than the machine's ${limit} pages`;
+  if (loaderPages > limit) return `NumPagesForLoader (${loaderPages}) is more than the machine's ${limit} pages`;
+  if (s.kernel === 0n || s.kernel >= filePages) return `FirstKernelRestorePage ${hex(s.kernel)} is not a page of the file`;
+  if (loaderPages > 0n && (s.boot === 0n || s.boot >= filePages)) return `FirstBootRestorePage ${hex(s.boot)} is not a page of the file`;
+  if (loaderPages > 0n && s.boot === s.kernel) return 'the boot and kernel sections start at the same page';
+  return undefined;
+}
+
+async function walkVariant(file: RandomAccessFile, s: Slots, loaderPages: bigint): Promise<Win8Walk> {
+  const blocks = new BlockTable();
+  const builder = new PageIndexBuilder();
+  const highest = s.highest > 0n && s.highest <= BigInt(MAX_PAGE_NUMBER) ? s.highest : BigInt(MAX_PAGE_NUMBER);
+  await walkSection(file, s.boot, loaderPages, blocks, builder, highest);
+  await walkSection(file, s.kernel, s.kernelPages, blocks, builder, highest);
+  const fields: Record<string, string> = {
+    numPagesForLoader: loaderPages.toString(),
+    firstBootRestorePage: hex(s.boot),
+    firstKernelRestorePage: hex(s.kernel),
+    kernelPagesProcessed: s.kernelPages.toString(),
+    highestPhysicalPage: hex(s.highest),
+  };
+  return { variant: s.v, blocks, builder, fields };
 }
 
 /**
- * Try each build's offsets (newest first) and keep the first whose two sections walk cleanly. The header has no
- * build number, so this is how the build is told; a walk that fails with a coded error moves on to the next build,
- * and if every build fails the first (newest) build's error is reported.
+ * Walk the two restore sections with one build's offsets. `chosenBy` 'LengthSelf': the header named the build,
+ * so offsets that do not fit the file are reported, never replaced by another build's. 'guess' (a LengthSelf we do
+ * not know): builds whose slots are plausible are tried, those whose HighestPhysicalPage slot also bounds the
+ * page counts first; the first plausible build decides — its walk failing (E_TRUNCATED, E_CORRUPT) is the answer,
+ * because a later build that "walks" would read the wrong counts and silently lose memory.
  */
-export async function walkWin8(file: RandomAccessFile, h: HiberHeader): Promise<Win8Walk> {
-  const r = h.page;
-  const loaderPages = r.u64(NUM_PAGES_FOR_LOADER);
-  let firstError: unknown;
-  for (const v of WIN8_VARIANTS) {
-    const boot = r.u64(v.firstBootRestorePage);
-    const kernel = r.u64(v.firstKernelRestorePage);
-    const kernelPages = r.u64(v.kernelPagesProcessed);
-    // every hibernation has kernel pages; a build whose KernelPagesProcessed slot reads 0 is the wrong build
-    if (kernelPages === 0n || !plausible(file, boot, loaderPages) || !plausible(file, kernel, kernelPages)) continue;
-    if (loaderPages > 0n && kernelPages > 0n && boot === kernel) continue;
-    const blocks = new BlockTable();
-    const builder = new PageIndexBuilder();
-    try {
-      await walkSection(file, boot, loaderPages, blocks, builder);
-      await walkSection(file, kernel, kernelPages, blocks, builder);
-    } catch (e) {
-      if (!isMemdumpError(e)) throw e;
-      firstError ??= e;
-      continue;
+export async function walkWin8(file: RandomAccessFile, h: HiberHeader, variants: readonly Win8Variant[], chosenBy: 'LengthSelf' | 'guess'): Promise<Win8Walk> {
+  const loaderPages = h.page.u64(NUM_PAGES_FOR_LOADER);
+  if (chosenBy === 'LengthSelf') {
+    const s = slotsOf(h, variants[0]!);
+    const why = implausible(file, s, loaderPages);
+    if (why !== undefined) {
+      const cut = s.kernel >= file.size / BigInt(PAGE_SIZE) && s.kernel < 1n << 36n && s.kernelPages > 0n;
+      throw new MemdumpError(cut ? 'E_TRUNCATED' : 'E_CORRUPT', `hiberfil: ${s.v.name} header (LengthSelf ${hex(h.lengthSelf)}): ${why}${cut ? `; the file (${file.size} bytes) is truncated` : ''}`, {
+        details: { layoutVariant: s.v.name, lengthSelf: hex(h.lengthSelf), fileSize: file.size.toString() },
+      });
     }
-    const fields = {
-      numPagesForLoader: loaderPages.toString(),
-      firstBootRestorePage: hex(boot),
-      firstKernelRestorePage: hex(kernel),
-      kernelPagesProcessed: kernelPages.toString(),
-    };
-    return { variant: v, blocks, builder, fields };
+    return walkVariant(file, s, loaderPages);
   }
-  if (firstError) throw firstError;
+  const candidates = variants.map((v) => slotsOf(h, v)).filter((s) => implausible(file, s, loaderPages) === undefined);
+  const bounded = (s: Slots) => s.highest > 0n && s.highest <= BigInt(MAX_PAGE_NUMBER) && s.kernelPages <= s.highest + 1n;
+  candidates.sort((a, b) => Number(bounded(b)) - Number(bounded(a)));
+  const pick = candidates[0];
+  if (pick) return walkVariant(file, pick, loaderPages);
   // offsets that would be fine in a longer file: the file was cut (a partial copy of hiberfil.sys)
-  for (const v of WIN8_VARIANTS) {
-    const kernel = r.u64(v.firstKernelRestorePage);
-    const kernelPages = r.u64(v.kernelPagesProcessed);
-    if (kernelPages > 0n && kernelPages <= BigInt(MAX_PAGES) && kernel >= file.size / BigInt(PAGE_SIZE) && kernel < 1n << 36n) {
-      throw new MemdumpError('E_TRUNCATED', `hiberfil: the kernel restore section starts at page ${hex(kernel)} (${v.name} layout), past the end of the file (${file.size} bytes): the file is truncated`, {
-        details: { offset: hex(kernel * BigInt(PAGE_SIZE)), fileSize: file.size.toString(), layoutVariant: v.name },
+  for (const v of variants) {
+    const s = slotsOf(h, v);
+    if (s.kernelPages > 0n && s.kernelPages <= BigInt(MAX_PAGES) && s.kernel >= file.size / BigInt(PAGE_SIZE) && s.kernel < 1n << 36n) {
+      throw new MemdumpError('E_TRUNCATED', `hiberfil: the kernel restore section starts at page ${hex(s.kernel)} (${v.name} layout), past the end of the file (${file.size} bytes): the file is truncated`, {
+        details: { offset: hex(s.kernel * BigInt(PAGE_SIZE)), fileSize: file.size.toString(), layoutVariant: v.name },
       });
     }
   }
-  throw new MemdumpError('E_CORRUPT', `hiberfil: no Windows 8/10/11 restore section offsets in the header point inside the file (tried ${WIN8_VARIANTS.map((v) => v.name).join(', ')})`, {
-    details: { numPagesForLoader: loaderPages.toString(), reason: 'no-variant' },
+  throw new MemdumpError('E_CORRUPT', `hiberfil: no Windows 8/10/11 restore section offsets in the header point inside the file (LengthSelf ${hex(h.lengthSelf)} is not a known build; tried ${variants.map((v) => v.name).join(', ')})`, {
+    details: { numPagesForLoader: loaderPages.toString(), lengthSelf: hex(h.lengthSelf), reason: 'no-variant' },
   });
 }

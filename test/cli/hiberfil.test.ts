@@ -30,6 +30,8 @@ for (const layout of ['win7-x64', 'win10'] as const) {
     assert.equal(BigInt(r.ranges.totalBytes), BigInt(fx.pages) * 4096n);
     assert.equal(r.details.pages, fx.pages);
     assert.equal(r.details.layoutVariant, layout === 'win10' ? 'win10-1703+' : 'win7-x64');
+    assert.equal(r.details.layoutChosenBy, 'LengthSelf');
+    assert.equal(r.details.lengthSelf, layout === 'win10' ? '0x3e0' : '0x128');
     if (layout === 'win7-x64') assert.equal(r.details.cr3, '0x' + fx.cr3!.toString(16));
     // the fixture's text pages carry a Linux banner: info finds it through the decompressed pages
     assert.match(r.banner.text, /^Linux version 6\.1\.0/);
@@ -63,4 +65,5 @@ test('memdump info on a wiped hiberfil.sys exits with E_UNSUPPORTED and says the
   assert.equal(r.code, 10, r.stderr);
   assert.match(r.stderr + r.stdout.toString(), /E_UNSUPPORTED/);
   assert.match(r.stderr + r.stdout.toString(), /memory it held is gone/);
+  assert.match(r.stderr + r.stdout.toString(), /--input-format raw/);
 });
