@@ -26,85 +26,19 @@ import { parseIomem, ramRanges } from '../../src/sources/iomem.js';
 import { sparseImage } from '../fixtures/generate.js';
 import { tempDir } from '../helpers/cli.js';
 import { writeWith } from '../helpers/job.js';
+import { FORMAT_CODES, FUZZ_ONLY as ONLY, FUZZ_SCALE as SCALE, classify, openAndReadAll, readAll } from '../helpers/fuzz.js';
 import { MemorySource } from '../helpers/memory-source.js';
 import { Prng } from '../helpers/prng.js';
 
-const FORMAT_CODES = new Set(['E_TRUNCATED', 'E_CORRUPT', 'E_TOO_LARGE', 'E_UNKNOWN_FORMAT', 'E_UNSUPPORTED']);
 const IOMEM_CODES = new Set(['E_CORRUPT', 'E_TOO_LARGE', 'E_IOMEM_HIDDEN', 'E_NO_SOURCE']);
-const CASE_MS = 10_000;
-const RSS_LIMIT = 1.5 * 2 ** 30;
-const READ_CHUNK = 1 << 20;
-const SCALE = Math.max(1, Number(process.env['MEMDUMP_FUZZ_SCALE'] ?? 1) || 1);
-const ONLY = process.env['MEMDUMP_FUZZ_ONLY']; // "<format>:<seed>"
 const VMCOREINFO = { name: 'VMCOREINFO', type: 0, desc: Buffer.from('OSRELEASE=6.1.0-fuzz\nPAGESIZE=4096\nSYMBOL(init_uts_ns)=ffffffff82a1b2c0\n') };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Harness
 
-function describeError(e: unknown): string {
-  if (e instanceof MemdumpError) return `MemdumpError ${e.code}: ${e.message}`;
-  if (e instanceof Error) return `${e.constructor.name}${(e as { code?: unknown }).code ? ` (${String((e as { code?: unknown }).code)})` : ''}: ${e.stack ?? e.message}`;
-  return `non-Error thrown: ${String(e)}`;
-}
-
-/** Run one case with a time limit (the timer is always cleared) and check the process stays under RSS_LIMIT. */
-async function bounded<T>(label: string, fn: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${label}: no outcome within ${CASE_MS} ms (hang?)`)), CASE_MS);
-  });
-  try {
-    return await Promise.race([fn(), timeout]);
-  } finally {
-    clearTimeout(timer);
-    const rss = process.memoryUsage().rss;
-    if (rss > RSS_LIMIT) throw new Error(`${label}: RSS ${(rss / 2 ** 20).toFixed(0)} MiB exceeds ${RSS_LIMIT / 2 ** 20} MiB (unbounded allocation?)`);
-  }
-}
-
-type Outcome = 'ok' | string;
-
-/** 'ok', or the code of an acceptable MemdumpError; anything else is rethrown as a failure naming the case. */
-async function classify(label: string, allowed: ReadonlySet<string>, fn: () => Promise<void>): Promise<Outcome> {
-  try {
-    await bounded(label, fn);
-    return 'ok';
-  } catch (e) {
-    if (e instanceof MemdumpError && allowed.has(e.code)) {
-      assert.ok(e.message.length > 0, `${label}: empty message`);
-      return e.code;
-    }
-    throw new Error(`${label}: unacceptable outcome: ${describeError(e)}`, { cause: e });
-  }
-}
-
-/** Every run, fully, in chunks of at most 1 MiB; runs must be sorted, disjoint and non-empty, reads exact. */
-async function readAll(img: MemoryImage, label: string): Promise<void> {
-  const runs = img.runs;
-  assert.ok(isSortedDisjoint(runs), `${label}: runs not sorted and disjoint`);
-  for (const r of runs) {
-    assert.ok(r.end > r.start, `${label}: empty run ${r.start}`);
-    for (let a = r.start; a < r.end; ) {
-      const n = r.end - a < BigInt(READ_CHUNK) ? Number(r.end - a) : READ_CHUNK;
-      const b = await img.read(a, n);
-      assert.equal(b.length, n, `${label}: read at ${a} returned ${b.length} of ${n} bytes`);
-      a += BigInt(n);
-    }
-  }
-}
-
-async function openAndReadAll(path: string, label: string): Promise<void> {
-  const img = await openImage(path);
-  try {
-    await readAll(img, label);
-  } finally {
-    await img.close();
-  }
-}
-
 class Tally {
-  readonly counts = new Map<Outcome, number>();
-  add(o: Outcome): void {
+  readonly counts = new Map<string, number>();
+  add(o: string): void {
     this.counts.set(o, (this.counts.get(o) ?? 0) + 1);
   }
   get total(): number {
@@ -121,7 +55,7 @@ class Tally {
  * Drive `runCase(seed)` over `n` seeds with fast-check (which prints the failing seed and its own replay seed);
  * MEMDUMP_FUZZ_ONLY=name:seed replays one case.
  */
-async function fuzz(name: string, n: number, runCase: (seed: number) => Promise<Outcome>): Promise<Tally> {
+async function fuzz(name: string, n: number, runCase: (seed: number) => Promise<string>): Promise<Tally> {
   const tally = new Tally();
   if (ONLY) {
     const [only, seed] = ONLY.split(':');
