@@ -6,20 +6,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openImage } from '../../src/formats/registry.js';
 import { contentHash } from '../../src/pipeline/info.js';
 import { BANNER, truthImage, writeVmware } from '../fixtures/vmware.js';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { contentHashOf } from '../helpers/content.js';
 import { Prng } from '../helpers/prng.js';
 
-async function hashOf(path: string): Promise<string> {
-  const img = await openImage(path);
-  try {
-    return await contentHash(img);
-  } finally {
-    await img.close();
-  }
-}
 
 test('memdump info X.vmem and info X.vmss: same map (RAM above 4 GiB placed by the regions), details, banner, content hash', async (t) => {
   const dir = tempDir(t);
@@ -57,13 +49,13 @@ test('memdump convert X.vmss out.lime --to lime, and a .vmsn with embedded memor
   const lime = join(dir, 'out.lime');
   const r = await runCli(['convert', f.state, lime, '--to', 'lime', '-q']);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(await hashOf(lime), await contentHash(truthImage(f.runs, f.data)));
+  assert.equal(await contentHashOf(lime), await contentHash(truthImage(f.runs, f.data)));
 
   const s = writeVmware(dir, { seed: 33, name: 'snap-Snapshot2', embedded: true, magic: 0xbed2bed0, regions: [{ ppn: 0x100000n, pageNum: 0n, pages: 7 }, { ppn: 0n, pageNum: 7n, pages: 9 }] });
   const elf = join(dir, 'snap.elf');
   const e = await runCli(['convert', s.state, elf, '--to', 'elf', '-q']);
   assert.equal(e.code, 0, e.stderr);
-  assert.equal(await hashOf(elf), await contentHash(truthImage(s.runs, s.data)));
+  assert.equal(await contentHashOf(elf), await contentHash(truthImage(s.runs, s.data)));
   const info = JSON.parse((await runCli(['info', s.state, '--json'])).stdout.toString());
   assert.equal(info.details.memoryIn, 'embedded');
   assert.equal(info.details.magic, '0xbed2bed0');
