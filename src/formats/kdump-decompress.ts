@@ -76,15 +76,18 @@ export async function decompressPage(kind: PageCompression, data: Buffer, blockS
 }
 
 /**
- * The binding decompresses a whole frame at once and has no output limit, so look at the frame first: one frame
- * that declares one block of content (makedumpfile's ZSTD_compressCCtx does), or, when it declares nothing
- * (streaming encoders), whose block headers bound its content to a few blocks. Anything else is refused.
+ * The binding decodes every frame it is given, concatenated frames included, with no output limit. makedumpfile
+ * and QEMU write one frame per page (ZSTD_compressCCtx), so anything else is refused before the binding sees it:
+ * the block headers are walked whether or not the frame declares its size (a declared size is not enforced
+ * across frames), what they can regenerate is bounded, and the frame plus its optional checksum must be all of
+ * `b`. A declared content size must be exactly one block.
  */
-function checkZstdFrame(b: Buffer, blockSize: number): void {
+export function checkZstdFrame(b: Buffer, blockSize: number): void {
   if (b.length < 6 || b.readUInt32LE(0) !== ZSTD_MAGIC) throw new Error('no zstd frame magic');
   const fhd = b[4]!;
   const fcsFlag = fhd >> 6;
   const single = (fhd >> 5) & 1;
+  const checksumBytes = fhd & 0x04 ? 4 : 0;
   if (fhd & 0x08) throw new Error('reserved bit set in the zstd frame header');
   const dictBytes = [0, 1, 2, 4][fhd & 3]!;
   const fcsBytes = [single ? 1 : 0, 2, 4, 8][fcsFlag]!;
@@ -93,20 +96,23 @@ function checkZstdFrame(b: Buffer, blockSize: number): void {
   if (fcsBytes > 0) {
     const size = fcsBytes === 1 ? b[at]! : fcsBytes === 2 ? b.readUInt16LE(at) + 256 : fcsBytes === 4 ? b.readUInt32LE(at) : b.readBigUInt64LE(at) > BigInt(blockSize) ? -1 : Number(b.readBigUInt64LE(at));
     if (size !== blockSize) throw new Error(`zstd frame declares ${size} bytes`);
-    return;
   }
-  // no declared size: raw and RLE blocks regenerate their Block_Size, a compressed block at most 128 KiB
+  // raw and RLE blocks regenerate their Block_Size, a compressed block at most 128 KiB: a page needs a few blocks
   const limit = Math.max(32 * blockSize, 256 << 10);
   let bound = 0;
-  for (let p = at; ; ) {
+  for (let p = at + fcsBytes; ; ) {
     if (p + 3 > b.length) throw new Error('zstd frame ends inside a block header');
     const h = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16);
     const type = (h >> 1) & 3;
     const size = h >>> 3;
     if (type === 3) throw new Error('reserved zstd block type');
     bound += type === 2 ? 128 << 10 : size;
-    p += 3 + (type === 1 ? 1 : size);
     if (bound > limit) throw new Error(`zstd frame may expand beyond ${limit} bytes`);
-    if (h & 1) return;
+    p += 3 + (type === 1 ? 1 : size);
+    if (h & 1) {
+      const end = p + checksumBytes;
+      if (end !== b.length) throw new Error(end > b.length ? 'zstd frame is cut short' : `${b.length - end} byte(s) follow the zstd frame (one frame per page)`);
+      return;
+    }
   }
 }

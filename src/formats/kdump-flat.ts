@@ -7,7 +7,9 @@
  * bytes no record covers read as zeros.
  *
  * Here the rebuild is virtual: open() walks the record headers once (16 bytes each, never the data) and keeps a
- * map of disjoint logical extents -> stream offsets in typed arrays, 24 bytes per extent; reads gather from it.
+ * map of disjoint logical extents -> stream offsets in typed arrays, 24 bytes per extent (an out-of-order stream
+ * peaks near 100 bytes a record while overlaps are resolved); reads gather from it. A stream that stops before
+ * its end record keeps its complete records and says where it stopped (truncatedAt).
  */
 import { corrupt, truncated } from '../core/bytes.js';
 import { MemdumpError, hex } from '../core/errors.js';
@@ -34,6 +36,15 @@ export interface DumpBytes {
   read(pos: bigint, length: number, what: string): Promise<Buffer>;
   /** Flattened only: `pos` if a record wrote it, else where the next written byte is (undefined: none after). */
   nextData?(pos: bigint): bigint | undefined;
+  /** Flattened only: where the written bytes from `pos` (which a record wrote) stop, looking no further than `limit`. */
+  extentEnd?(pos: bigint, limit: bigint): bigint;
+}
+
+export interface FlattenedBytes extends DumpBytes {
+  readonly records: number;
+  readonly inOrder: boolean;
+  /** The stream stops before its end record (makedumpfile -F on a full disk): only complete records were kept. */
+  readonly truncatedAt: bigint | undefined;
 }
 
 export function isFlattened(head: Buffer): boolean {
@@ -45,7 +56,7 @@ export function plainBytes(file: RandomAccessFile): DumpBytes {
 }
 
 /** Walk a flattened stream's records and return the reassembled file as a DumpBytes. */
-export async function openFlattened(file: RandomAccessFile): Promise<DumpBytes & { records: number; inOrder: boolean }> {
+export async function openFlattened(file: RandomAccessFile): Promise<FlattenedBytes> {
   const head = await file.readExact(0n, 32, 'makedumpfile flat header');
   if (!isFlattened(head)) throw corrupt('not a makedumpfile flattened stream', 0n);
   const version = head.readBigInt64BE(24);
@@ -60,8 +71,14 @@ export async function openFlattened(file: RandomAccessFile): Promise<DumpBytes &
   let sorted = true;
   let logicalEnd = 0;
   let lastSize = 0n;
+  // a stream cut short (full disk, killed pipe) keeps what its complete records say; the reader treats the dump
+  // as incomplete rather than refusing evidence that is mostly there
+  let truncatedAt: bigint | undefined;
   for (;;) {
-    if (pos + BigInt(RECORD_HEADER) > file.size) throw truncated('flattened stream ends without its end record', pos);
+    if (pos + BigInt(RECORD_HEADER) > file.size) {
+      truncatedAt = pos;
+      break;
+    }
     if (pos < batchAt || pos + BigInt(RECORD_HEADER) > batchAt + BigInt(batch.length)) {
       // small records: read their headers in 1 MiB windows (few reads); large ones: just the header, so the walk
       // never reads the data it skips
@@ -74,7 +91,10 @@ export async function openFlattened(file: RandomAccessFile): Promise<DumpBytes &
     if (offset === -1n && size === -1n) break;
     if (offset < 0n || size < 0n) throw corrupt(`flattened record offset ${offset} size ${size}`, pos);
     const data = pos + BigInt(RECORD_HEADER);
-    if (size > file.size - data) throw truncated(`flattened record of ${size} bytes runs past the end of the stream`, pos);
+    if (size > file.size - data) {
+      truncatedAt = pos;
+      break;
+    }
     if (offset + size > MAX_LOGICAL) throw corrupt(`flattened record places bytes at ${hex(offset)}`, pos);
     if (size > 0n) {
       if (n === MAX_FLAT_RECORDS) throw new MemdumpError('E_TOO_LARGE', `flattened stream has more than ${MAX_FLAT_RECORDS} records`);
@@ -97,7 +117,8 @@ export async function openFlattened(file: RandomAccessFile): Promise<DumpBytes &
     lastSize = size;
   }
   const map = sorted ? { starts, sizes, srcs, n } : resolveOverlaps(starts, sizes, srcs, n);
-  return new FlatBytes(file, map.starts, map.sizes, map.srcs, map.n, BigInt(logicalEnd), n, sorted);
+  if (n === 0) throw truncated('flattened stream holds no complete record', BigInt(FLAT_HEADER_SIZE));
+  return new FlatBytes(file, map.starts, map.sizes, map.srcs, map.n, BigInt(logicalEnd), n, sorted, truncatedAt);
 }
 
 /**
@@ -163,7 +184,7 @@ function resolveOverlaps(starts: Float64Array, sizes: Float64Array, srcs: Float6
   return out;
 }
 
-class FlatBytes implements DumpBytes {
+class FlatBytes implements FlattenedBytes {
   readonly flattened = true;
   constructor(
     private readonly file: RandomAccessFile,
@@ -175,6 +196,7 @@ class FlatBytes implements DumpBytes {
     readonly records: number,
     /** Records ascending and disjoint (QEMU interleaves two regions, so its streams are not). */
     readonly inOrder: boolean,
+    readonly truncatedAt: bigint | undefined,
   ) {}
 
   /** Index of the last extent starting at or before p, or -1. */
@@ -197,6 +219,18 @@ class FlatBytes implements DumpBytes {
     const i = this.floor(p);
     if (i >= 0 && this.starts[i]! + this.sizes[i]! > p) return pos;
     return i + 1 < this.n ? BigInt(this.starts[i + 1]!) : undefined;
+  }
+
+  extentEnd(pos: bigint, limit: bigint): bigint {
+    const p = Number(pos);
+    const stop = Number(limit);
+    let i = this.floor(p);
+    if (i < 0 || this.starts[i]! + this.sizes[i]! <= p) return pos;
+    // records that follow each other without a gap are one written extent; the walk ends at `limit`, so it costs
+    // no more than the read it sizes
+    let end = this.starts[i]! + this.sizes[i]!;
+    while (end < stop && i + 1 < this.n && this.starts[i + 1]! === end) end += this.sizes[++i]!;
+    return BigInt(Math.min(end, stop));
   }
 
   async read(pos: bigint, length: number, what: string): Promise<Buffer> {

@@ -104,12 +104,31 @@ export function parseDiskDumpHeader(buf: Buffer): DiskDumpHeader {
     // makedumpfile writes the header in the dumped machine's byte order: s390x and big-endian ppc64
     throw new MemdumpError('E_UNSUPPORTED', `big-endian kdump (block size ${be} read big-endian, machine ${h.utsname.machine || 'unknown'}): memdump reads little-endian dumps only`);
   }
-  if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) {
+  const bad64 = !plausibleBlockSize(bs) || h.subHdrSize < 0 || h.bitmapBlocks === 0 || h.bitmapBlocks % 2 !== 0;
+  if (bad64 && looks32Bit(buf)) {
+    // QEMU writes DiskDumpHeader32 for 32-bit guests (ARM, i386): a 4-byte timeval shifts every field after it
+    throw new MemdumpError('E_UNSUPPORTED', `32-bit kdump header (block size ${buf.readInt32LE(416)} at offset 416, machine ${h.utsname.machine || 'unknown'}): memdump reads 64-bit kdump headers only`);
+  }
+  if (!plausibleBlockSize(bs)) {
     throw corrupt(`kdump block size ${bs} is not a power of two between ${MIN_BLOCK_SIZE} and ${MAX_BLOCK_SIZE}`, 428n);
   }
   if (h.subHdrSize < 0) throw corrupt(`kdump sub-header size ${h.subHdrSize} blocks`, 432n);
   if (h.bitmapBlocks === 0 || h.bitmapBlocks % 2 !== 0) throw corrupt(`kdump bitmap of ${h.bitmapBlocks} blocks cannot hold two equal bitmaps`, 436n);
   return h;
+}
+
+function plausibleBlockSize(bs: number): boolean {
+  return bs >= MIN_BLOCK_SIZE && bs <= MAX_BLOCK_SIZE && (bs & (bs - 1)) === 0;
+}
+
+/** DiskDumpHeader32: block_size at 416, sub_hdr_size 420, bitmap_blocks 424, max_mapnr 428, all consistent. */
+function looks32Bit(buf: Buffer): boolean {
+  if (buf.length < 432) return false;
+  const bs = buf.readInt32LE(416);
+  const sub = buf.readInt32LE(420);
+  const bitmapBlocks = buf.readUInt32LE(424);
+  const maxMapnr = buf.readUInt32LE(428);
+  return plausibleBlockSize(bs) && sub >= 0 && sub < 1 << 20 && bitmapBlocks > 0 && bitmapBlocks % 2 === 0 && maxMapnr <= (bitmapBlocks * bs * 8) / 2;
 }
 
 /** The sub-header grew over versions: fields a version does not have read as zero. */
@@ -156,7 +175,6 @@ export function layoutOf(h: DiskDumpHeader, sub: KdumpSubHeader | undefined, fil
   const bitmapBytes = (BigInt(h.bitmapBlocks) * bs) / 2n;
   if (maxMapnr > bitmapBytes * 8n) throw corrupt(`kdump bitmap of ${bitmapBytes} bytes cannot describe ${maxMapnr} pages`, 436n);
   const descOffset = bitmapOffset + 2n * bitmapBytes;
-  if (descOffset > fileSize) throw new MemdumpError('E_TRUNCATED', `kdump bitmaps end at ${descOffset}, the file holds ${fileSize} bytes`, { details: { need: descOffset.toString(), have: fileSize.toString() } });
   let startPfn = 0n;
   let endPfn = maxMapnr;
   if (sub && sub.split !== 0) {
@@ -164,5 +182,9 @@ export function layoutOf(h: DiskDumpHeader, sub: KdumpSubHeader | undefined, fil
     endPfn = h.headerVersion >= 6 && sub.endPfn64 !== 0n ? sub.endPfn64 : sub.endPfn;
     if (startPfn > endPfn || endPfn > maxMapnr) throw corrupt(`kdump split slice ${startPfn}-${endPfn} lies outside ${maxMapnr} pages`, bs + 16n);
   }
+  // only the 2nd bitmap's bytes up to the slice end are read: makedumpfile --split writes an empty slice's
+  // bitmap unpadded and nothing after it
+  const need = bitmapOffset + bitmapBytes + (endPfn + 7n) / 8n;
+  if (need > fileSize) throw new MemdumpError('E_TRUNCATED', `kdump 2nd bitmap ends at ${need}, the file holds ${fileSize} bytes`, { details: { need: need.toString(), have: fileSize.toString() } });
   return { blockSize: h.blockSize, maxMapnr, bitmap2Offset: bitmapOffset + bitmapBytes, bitmapBytes, descOffset, startPfn, endPfn };
 }

@@ -90,9 +90,13 @@ export class PageMap {
         next = skipTo;
         continue;
       }
-      next = byte0 + BITMAP_CHUNK;
-      const want = Math.min(BITMAP_CHUNK, Math.ceil(last / 8) - byte0);
-      const chunk = await bytes.read(layout.bitmap2Offset + BigInt(byte0), want, 'kdump 2nd bitmap');
+      let want = Math.min(BITMAP_CHUNK, Math.ceil(last / 8) - byte0);
+      const at = layout.bitmap2Offset + BigInt(byte0);
+      // a flattened stream may write the bitmap in scattered small records: read only the written extent here, so
+      // the scan costs what the stream holds rather than a chunk per record
+      if (bytes.extentEnd) want = Math.max(1, Math.min(want, Number(bytes.extentEnd(at, at + BigInt(want)) - at)));
+      next = byte0 + want;
+      const chunk = await bytes.read(at, want, 'kdump 2nd bitmap');
       for (let i = 0; i < chunk.length; i++) {
         const v = chunk[i]!;
         const pfn0 = (byte0 + i) * 8;
@@ -143,8 +147,14 @@ export class PageMap {
     return r < 0 ? -1 : this.bases[r]! + (pfn - this.starts[r]!);
   }
 
-  /** page_desc number k, or undefined when it is zero or points outside the dump (checked, never trusted). */
-  async descOrUndefined(k: number): Promise<PageDesc | undefined> {
+  /** Page data starts after the table (makedumpfile and QEMU both put it right there): a descriptor pointing
+   * before that points into the headers, bitmaps or table, which only a corrupt or misaligned table does. */
+  get dataStart(): bigint {
+    return this.descPosition(this.descCount);
+  }
+
+  /** The cached block of up to DESC_BLOCK page_descs holding number k (fewer where an incomplete dump ends). */
+  private async descBlock(k: number): Promise<Buffer> {
     const block = Math.floor(k / DESC_BLOCK);
     let buf = this.descCache.get(block);
     if (!buf) {
@@ -155,12 +165,22 @@ export class PageMap {
       buf = await this.bytes.read(this.descPosition(from), count * PAGE_DESC_SIZE, 'kdump page_desc table');
       this.descCache.put(block, buf, 1);
     }
-    const o = (k % DESC_BLOCK) * PAGE_DESC_SIZE;
+    return buf;
+  }
+
+  /** page_desc at byte `o` of a block, or undefined when it is zero or points outside the page data (checked, never trusted). */
+  private decode(buf: Buffer, o: number): PageDesc | undefined {
     const offset = buf.readBigInt64LE(o);
     const size = buf.readUInt32LE(o + 8);
     const flags = buf.readUInt32LE(o + 12);
-    if (offset <= 0n || size === 0 || size > this.layout.blockSize || offset + BigInt(size) > this.bytes.size) return undefined;
+    if (offset < this.dataStart || size === 0 || size > this.layout.blockSize || offset + BigInt(size) > this.bytes.size) return undefined;
     return { offset, size, flags };
+  }
+
+  /** page_desc number k, or undefined when it is zero or points outside the page data. */
+  async descOrUndefined(k: number): Promise<PageDesc | undefined> {
+    const buf = await this.descBlock(k);
+    return this.decode(buf, (k % DESC_BLOCK) * PAGE_DESC_SIZE);
   }
 
   async desc(k: number): Promise<PageDesc> {
@@ -170,7 +190,7 @@ export class PageMap {
     const raw = await this.bytes.read(o, PAGE_DESC_SIZE, 'kdump page_desc');
     const offset = raw.readBigInt64LE(0);
     const size = raw.readUInt32LE(8);
-    throw corrupt(`kdump page_desc ${k} points at ${size} bytes at ${hex(offset)} (block size ${this.layout.blockSize}, dump ${this.bytes.size} bytes)`, o);
+    throw corrupt(`kdump page_desc ${k} points at ${size} bytes at ${hex(offset)} (page data lies in ${hex(this.dataStart)}-${hex(this.bytes.size)}, block size ${this.layout.blockSize})`, o);
   }
 
   private descsInFile(): number {
@@ -178,16 +198,24 @@ export class PageMap {
     return Number(room < BigInt(this.descCount) ? room : BigInt(this.descCount));
   }
 
-  /** The whole page_desc table must be in the file (a complete dump); an incomplete one is trimmed instead. */
-  checkDescTable(): void {
+  /**
+   * A complete dump: the whole page_desc table is in the file, and its first and last entries point into the page
+   * data (a 2nd bitmap with a bit too many or too few shifts every entry after it, which shows at the ends).
+   */
+  async checkComplete(): Promise<void> {
+    // an empty split slice ends after its 2nd bitmap: there is no table to check
+    if (this.descCount === 0) return;
     const end = this.descPosition(this.descCount);
     if (end > this.bytes.size) throw truncated(`kdump page_desc table for ${this.descCount} pages needs ${end} bytes, the dump has ${this.bytes.size}`, this.layout.descOffset);
+    await this.desc(0);
+    await this.desc(this.descCount - 1);
   }
 
   /**
-   * An incomplete dump (makedumpfile ran out of space) has page_descs past what it wrote that are zero or point
-   * beyond the end: keep only pages whose page_desc is present and plausible. Reads the table once, in blocks.
-   * Returns the number of pages dropped.
+   * An incomplete dump (makedumpfile ran out of space, or a flattened stream cut short) has page_descs past what it
+   * wrote that are zero or point beyond the end; a flattened stream may also hold a descriptor whose data it never
+   * wrote. Keep only pages whose page_desc is present and plausible. The table is read once, a block at a time,
+   * and entries in a hole of a flattened stream (zeros) are skipped without reading. Returns the pages dropped.
    */
   async trimIncomplete(): Promise<number> {
     const usable = this.descsInFile();
@@ -196,22 +224,53 @@ export class PageMap {
     this.lens = new Float64Array(256);
     this.bases = new Float64Array(256);
     this.n = 0;
+    const bytes = this.bytes;
+    const written = (d: PageDesc): boolean => {
+      if (!bytes.nextData || !bytes.extentEnd) return true;
+      const end = d.offset + BigInt(d.size);
+      return bytes.nextData(d.offset) === d.offset && bytes.extentEnd(d.offset, end) === end;
+    };
     let dropped = 0;
     for (let r = 0; r < old.n; r++) {
       const base = old.bases[r]!;
       const len = old.lens[r]!;
+      const pfn0 = old.starts[r]!;
       let keepFrom = -1;
-      for (let j = 0; j <= len; j++) {
+      const close = (j: number): void => {
+        if (keepFrom >= 0) this.add(pfn0 + keepFrom, j - keepFrom, base + keepFrom);
+        keepFrom = -1;
+      };
+      for (let j = 0; j < len; ) {
         const k = base + j;
-        let ok = false;
-        if (j < len && k < usable) ok = (await this.descOrUndefined(k)) !== undefined;
-        if (j < len && !ok) dropped++;
-        if (ok && keepFrom < 0) keepFrom = j;
-        else if (!ok && keepFrom >= 0) {
-          this.add(old.starts[r]! + keepFrom, j - keepFrom, base + keepFrom);
-          keepFrom = -1;
+        if (k >= usable) {
+          close(j);
+          dropped += len - j;
+          break;
+        }
+        if (bytes.nextData) {
+          const pos = this.descPosition(k);
+          const next = bytes.nextData(pos);
+          const zeros = next === undefined ? len - j : Math.min(len - j, Number((next - pos) / BigInt(PAGE_DESC_SIZE)));
+          if (zeros > 0) {
+            close(j);
+            dropped += zeros;
+            j += zeros;
+            continue;
+          }
+        }
+        const buf = await this.descBlock(k);
+        const blockEnd = Math.min(len, (Math.floor(k / DESC_BLOCK) + 1) * DESC_BLOCK - base, usable - base);
+        for (; j < blockEnd; j++) {
+          const d = this.decode(buf, ((base + j) % DESC_BLOCK) * PAGE_DESC_SIZE);
+          if (d && written(d)) {
+            if (keepFrom < 0) keepFrom = j;
+          } else {
+            close(j);
+            dropped++;
+          }
         }
       }
+      close(len);
     }
     this.descCache.clear();
     this.finish();

@@ -10,12 +10,19 @@ import { type PageCompression, compressionOf, decompressPage } from './kdump-dec
 import type { DumpBytes } from './kdump-flat.js';
 import type { PageDesc, PageMap } from './kdump-pages.js';
 
-/** Pages handled per batch, and the most stored bytes one file read may span (gaps included). */
-const BATCH_PAGES = 1024;
+/** Decompressed bytes handled per batch (whole pages, at least one), and the most stored bytes one file read may
+ * span (gaps included): memory per read stays near these whatever the page size (256 KiB pages exist). */
+const BATCH_BYTES = 8 << 20;
 const MAX_SPAN = 8 << 20;
+/** One read() returns at most this much (the caller's buffer is allocated up front). */
+export const MAX_READ = 1 << 30;
 /** Stored pages closer than this are fetched together rather than with a second read. */
 const MERGE_GAP = 64 << 10;
 const PAGE_CACHE_BYTES = 1 << 20;
+
+function signedHex(v: bigint): string {
+  return v < 0n ? `-${hex(-v)}` : hex(v);
+}
 
 export class PageReader {
   private readonly cache: Lru<Buffer>;
@@ -31,16 +38,26 @@ export class PageReader {
   }
 
   async read(addr: bigint, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad read length ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_READ) {
+      throw new MemdumpError('E_CORRUPT', `kdump: bad read length ${length} (0..${MAX_READ})`, { details: { length: String(length) } });
+    }
+    // checked before allocating: an address outside every run fails here, not after a buffer of `length` exists
+    const runs = this.pages.runs;
+    const lastEnd = runs.length > 0 ? runs[runs.length - 1]!.end : 0n;
+    if (length > 0 && (addr < 0n || addr + BigInt(length) > lastEnd)) {
+      const at = addr < 0n || addr >= lastEnd ? addr : lastEnd;
+      throw new MemdumpError('E_CORRUPT', `kdump: address ${signedHex(at)} is not in any run (page not dumped)`, { details: { address: signedHex(at) } });
+    }
     const out = Buffer.allocUnsafe(length);
     const bs = BigInt(this.blockSize);
+    const batchPages = Math.max(1, Math.floor(BATCH_BYTES / this.blockSize));
     let done = 0;
     while (done < length) {
-      // one batch: up to BATCH_PAGES pages starting at the page of addr + done
+      // one batch: up to batchPages pages starting at the page of addr + done
       const a = addr + BigInt(done);
       const firstPfn = a / bs;
       const skip = Number(a - firstPfn * bs);
-      const want = Math.min(length - done, BATCH_PAGES * this.blockSize - skip);
+      const want = Math.min(length - done, batchPages * this.blockSize - skip);
       const count = Math.ceil((skip + want) / this.blockSize);
       // only pages used in part are cached: a caller reading whole pages in order never asks for them again
       const partial = new Set<number>();

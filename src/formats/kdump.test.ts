@@ -201,17 +201,76 @@ test('flattened reassembly equals the plain file byte for byte (holes read as ze
   }
 });
 
-test('flattened stream without its end record is E_TRUNCATED; a flattened ELF is E_UNSUPPORTED with advice', async (t) => {
+test('a flattened stream cut short keeps its complete records as an incomplete dump; a flattened ELF is E_UNSUPPORTED', async (t) => {
   const dir = tempDir(t, 'memdump-kdump-flat2-');
-  const { bytes } = await kdumpFixture({ seed: 70 }, 'ordered');
-  const cut = join(dir, 'cut.flat');
-  writeFileSync(cut, bytes.subarray(0, bytes.length - 16));
-  await assert.rejects(openImage(cut), (e) => e instanceof MemdumpError && e.code === 'E_TRUNCATED');
+  const { bytes, truth } = await kdumpFixture({ seed: 70, maxMapnr: 400, exclude: 0.2 }, 'ordered');
+  // record boundaries of the stream: cut at each kind of place a full disk or a killed pipe leaves
+  const ends: number[] = [];
+  for (let pos = 4096; pos + 16 <= bytes.length; ) {
+    const size = Number(bytes.readBigInt64BE(pos + 8));
+    if (size < 0) break;
+    pos += 16 + size;
+    ends.push(pos);
+  }
+  const fixedEnd = ends.find((e) => e > 0.5 * bytes.length)!;
+  for (const [label, cut] of [
+    ['end record missing', bytes.length - 16],
+    ['end record half there', bytes.length - 7],
+    ['inside a record header', fixedEnd + 9],
+    ['inside record data', fixedEnd + 16 + 100],
+  ] as const) {
+    const path = join(dir, `cut-${cut}.flat`);
+    writeFileSync(path, bytes.subarray(0, cut));
+    const img = await openImage(path);
+    try {
+      assert.equal(img.details['incomplete'], true, label);
+      assert.match(String(img.details['warning']), /INCOMPLETE DUMP.*without its end record/, label);
+      const kept = truth.pfns.filter((pfn) => img.runs.some((r) => r.start <= BigInt(pfn) * 4096n && BigInt(pfn) * 4096n < r.end));
+      await expectTruth(img, { ...truth, pfns: kept, runs: runsOf(kept, 4096) }, label, cut);
+      assert.equal((img.details['missingPages'] ?? 0) as number, truth.pfns.length - kept.length, label);
+      if (cut >= bytes.length - 16) assert.equal(kept.length, truth.pfns.length, `${label}: nothing is lost`);
+      else assert.ok(kept.length > 0 && kept.length < truth.pfns.length, `${label}: kept ${kept.length} of ${truth.pfns.length}`);
+    } finally {
+      await img.close();
+    }
+  }
+  // cut before the kdump header is whole: nothing to read
+  const early = join(dir, 'early.flat');
+  writeFileSync(early, bytes.subarray(0, 4096 + 16 + 100));
+  await assert.rejects(openImage(early), (e) => e instanceof MemdumpError && e.code === 'E_TRUNCATED');
   const sink = new MemorySink();
   sink.write(0, Buffer.from('7f454c46020101000000000000000000', 'hex'));
   const elf = join(dir, 'elf.flat');
   writeFileSync(elf, sink.flattened('ordered', 1, 16));
   await assert.rejects(openImage(elf), (e) => e instanceof MemdumpError && e.code === 'E_UNSUPPORTED' && /makedumpfile -R/.test(e.message));
+});
+
+test('eraseinfo (makedumpfile --config) is reported with a warning, and shown only up to a cap', async (t) => {
+  const dir = tempDir(t, 'memdump-kdump-erase-');
+  const { bytes, truth } = await kdumpFixture({ seed: 90, maxMapnr: 200 });
+  const rules = 'erase modules_list size 8\nerase jiffies_64 size 8\n';
+  for (const [label, text] of [
+    ['small', rules],
+    ['huge', rules + 'erase x size 8\n'.repeat(20_000)],
+  ] as const) {
+    const b = Buffer.concat([bytes, Buffer.from(text)]);
+    b.writeBigUInt64LE(BigInt(bytes.length), 4096 + 64);
+    b.writeBigUInt64LE(BigInt(text.length), 4096 + 72);
+    const path = join(dir, `${label}.kdump`);
+    writeFileSync(path, b);
+    const img = await openImage(path);
+    try {
+      const e = img.details['eraseinfo'] as { lines: string[]; bytes: number; cut?: boolean };
+      assert.deepEqual(e.lines.slice(0, 2), ['erase modules_list size 8', 'erase jiffies_64 size 8'], label);
+      assert.equal(e.bytes, text.length);
+      assert.equal(e.cut, label === 'huge' ? true : undefined);
+      assert.ok(e.lines.join('\n').length <= 64 << 10);
+      assert.match(String(img.details['warning']), /ERASED MEMORY/);
+      await expectTruth(img, truth, `eraseinfo ${label}`, 90);
+    } finally {
+      await img.close();
+    }
+  }
 });
 
 test('a flattened stream that claims a vast bitmap it never wrote opens at once (holes are skipped, not scanned)', async (t) => {

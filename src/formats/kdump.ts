@@ -33,6 +33,8 @@ import type { FormatReader, ImageNote, MemoryImage } from './types.js';
 
 /** VMCOREINFO is a few KiB of text; anything near this is not one. */
 const MAX_VMCOREINFO = 1 << 20;
+/** Eraseinfo is one line per erased symbol; beyond this it is shown cut (the dump stays readable). */
+const MAX_ERASEINFO_SHOWN = 64 << 10;
 
 class KdumpImage implements MemoryImage {
   readonly format = 'kdump' as const;
@@ -85,10 +87,27 @@ async function readNotes(bytes: DumpBytes, sub: KdumpSubHeader | undefined): Pro
   return notes;
 }
 
-function describe(h: DiskDumpHeader, sub: KdumpSubHeader | undefined, layout: KdumpLayout, bytes: DumpBytes, pages: PageMap, extra: Record<string, unknown>): Record<string, unknown> {
-  const incomplete = (h.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0;
+/**
+ * makedumpfile --config erases symbols' memory on purpose and lists what it erased here ("erase SYMBOL size N").
+ * It is text for people: shown up to a cap, and never a reason to refuse the dump.
+ */
+async function readEraseinfo(bytes: DumpBytes, sub: KdumpSubHeader | undefined): Promise<{ lines: string[]; bytes: number; cut: boolean; missing: boolean } | undefined> {
+  if (!sub || sub.sizeEraseinfo === 0n) return undefined;
+  const size = sub.sizeEraseinfo;
+  if (sub.offsetEraseinfo <= 0n || sub.offsetEraseinfo >= bytes.size) return { lines: [], bytes: Number(size > 1n << 52n ? 1n << 52n : size), cut: false, missing: true };
+  const room = bytes.size - sub.offsetEraseinfo;
+  const want = Math.min(MAX_ERASEINFO_SHOWN, Number(size < room ? size : room));
+  const text = (await bytes.read(sub.offsetEraseinfo, want, 'kdump eraseinfo')).toString('latin1');
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  const cut = BigInt(want) < size;
+  if (cut && lines.length > 0) lines.pop();
+  return { lines, bytes: Number(size > 1n << 52n ? 1n << 52n : size), cut, missing: false };
+}
+
+function describe(h: DiskDumpHeader, sub: KdumpSubHeader | undefined, layout: KdumpLayout, bytes: DumpBytes, pages: PageMap, extra: Record<string, unknown>, warnings: string[]): Record<string, unknown> {
+  const incomplete = (h.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0 || extra['flattenedTruncated'] !== undefined;
   const d: Record<string, unknown> = {
-    ...(incomplete ? { warning: 'INCOMPLETE DUMP: makedumpfile stopped before writing every page (disk full?); pages it never wrote are holes' } : {}),
+    ...(warnings.length > 0 ? { warning: warnings.join('; ') } : {}),
     headerVersion: h.headerVersion,
     flattened: bytes.flattened,
     ...extra,
@@ -111,7 +130,14 @@ function describe(h: DiskDumpHeader, sub: KdumpSubHeader | undefined, layout: Kd
   if (sub) {
     d['physBase'] = hex(sub.physBase);
     d['dumpLevel'] = sub.dumpLevel;
-    if (sub.split !== 0) d['split'] = { startPfn: hex(sub.startPfn64 || sub.startPfn), endPfn: hex(sub.endPfn64 || sub.endPfn) };
+    if (sub.split !== 0) {
+      const bs = BigInt(h.blockSize);
+      d['split'] = {
+        startPfn: hex(layout.startPfn),
+        endPfn: hex(layout.endPfn),
+        addresses: layout.startPfn === layout.endPfn ? 'none' : `${hex(layout.startPfn * bs)}-${hex(layout.endPfn * bs - 1n)}`,
+      };
+    }
   }
   return d;
 }
@@ -137,13 +163,29 @@ export async function openKdump(file: RandomAccessFile): Promise<MemoryImage> {
   }
   const layout = layoutOf(h, sub, bytes.size);
   const pages = await PageMap.build(bytes, layout);
-  let missing = 0;
-  if (h.status & DUMP_DH_COMPRESSED_INCOMPLETE) missing = await pages.trimIncomplete();
-  else pages.checkDescTable();
-  const notes = await readNotes(bytes, sub);
+  const warnings: string[] = [];
   const extra: Record<string, unknown> = flat ? { flattenedRecords: flat.records, flattenedInOrder: flat.inOrder } : {};
+  let missing = 0;
+  const flagged = (h.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0;
+  if (flagged) warnings.push('INCOMPLETE DUMP: makedumpfile stopped before writing every page (disk full?); pages it never wrote are holes');
+  if (flat?.truncatedAt !== undefined) {
+    // makedumpfile -F on a full disk: the stream stops mid-record and the header never learns it is incomplete
+    extra['flattenedTruncated'] = { atStreamOffset: flat.truncatedAt.toString(), streamBytes: file.size.toString() };
+    warnings.push(`INCOMPLETE DUMP: the flattened stream stops at byte ${flat.truncatedAt} without its end record (disk full or pipe cut?); pages it never wrote are holes`);
+  }
+  if (flagged || flat?.truncatedAt !== undefined) missing = await pages.trimIncomplete();
+  else await pages.checkComplete();
   if (missing > 0) extra['missingPages'] = missing;
-  const details = describe(h, sub, layout, bytes, pages, extra);
+  if (sub && sub.split !== 0) {
+    warnings.push(`SPLIT DUMP: this file holds one slice of a makedumpfile --split set (pfn ${hex(layout.startPfn)}-${hex(layout.endPfn)}, ${pages.descCount} pages); the other files hold the rest of memory`);
+  }
+  const erase = await readEraseinfo(bytes, sub);
+  if (erase) {
+    extra['eraseinfo'] = erase.missing ? { bytes: erase.bytes, missing: true } : { lines: erase.lines, bytes: erase.bytes, ...(erase.cut ? { cut: true } : {}) };
+    warnings.push(`ERASED MEMORY: makedumpfile --config overwrote memory on purpose (${erase.missing ? 'eraseinfo not in the file' : `${erase.lines.length} erase rule(s)`}); erased bytes are not what the machine held`);
+  }
+  const notes = await readNotes(bytes, sub);
+  const details = describe(h, sub, layout, bytes, pages, extra, warnings);
   return new KdumpImage(file, pages.runs, notes, details, new PageReader(bytes, pages, layout.blockSize));
 }
 

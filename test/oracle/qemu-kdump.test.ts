@@ -7,15 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RandomAccessFile } from '../../src/core/file.js';
-import { normalize } from '../../src/core/ranges.js';
+import { type Range, normalize } from '../../src/core/ranges.js';
 import { encodeNote } from '../../src/formats/elf-parse.js';
 import { elfCoreHeader } from '../../src/formats/elf.js';
 import { isFlattened, openFlattened } from '../../src/formats/kdump-flat.js';
 import { openImage } from '../../src/formats/registry.js';
+import type { MemoryImage } from '../../src/formats/types.js';
 import { contentHash } from '../../src/pipeline/info.js';
 import { pageContent } from '../fixtures/kdump.js';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -128,8 +129,7 @@ test('QEMU dump-guest-memory kdump formats read as the same memory as its ELF du
  * and page tables (PML4 -> PDPT -> 2 MiB pages) for the kernel mapping, all placed in the first pages of memory.
  * Dump level 0 and 1 need no struct page data; level 1 turns zero pages into one shared zero page.
  */
-test('makedumpfile -l / -c (plain and -F) dumps read as the same memory, with VMCOREINFO', { skip: makedumpfile ? false : 'makedumpfile not installed', timeout: 300_000 }, async (t) => {
-  const dir = tempDir(t, 'memdump-makedumpfile-');
+async function oracleElf(dir: string): Promise<{ elf: string; vmcoreinfo: string; high: Buffer }> {
   const KERNEL_MAP = 0xffffffff80000000n;
   const low = Buffer.concat(Array.from({ length: 6144 }, (_, i) => pageContent(0x77, i, 4096))); // 24 MiB
   const high = Buffer.concat(Array.from({ length: 256 }, (_, i) => pageContent(0x78, i, 4096))); // 1 MiB at 256 MiB
@@ -165,15 +165,45 @@ test('makedumpfile -l / -c (plain and -F) dumps read as the same memory, with VM
   ];
   const elf = join(dir, 'vmcore.elf');
   writeFileSync(elf, Buffer.concat([elfCoreHeader(segments, notes).header, low, high]));
+  return { elf, vmcoreinfo, high };
+}
+
+/** Run makedumpfile; with -F its stream goes to `out` through stdout. */
+function runMakedumpfile(args: string[], elf: string, out: string): void {
+  const flat = args.includes('-F');
+  const fd = flat ? openSync(out, 'w') : undefined;
+  const r = spawnSync(makedumpfile!, [...args, elf, ...(flat ? [] : [out])], { stdio: ['ignore', fd ?? 'pipe', 'pipe'] });
+  if (fd !== undefined) closeSync(fd);
+  assert.equal(r.status, 0, `makedumpfile ${args.join(' ')}: ${r.stderr.toString()}`);
+}
+
+/** Every byte of every run of `path` equals the ELF's bytes at that address; returns the pages compared. */
+async function sameAsElf(path: string, elf: MemoryImage): Promise<number> {
+  const img = await openImage(path);
+  let pages = 0;
+  try {
+    for (const r of img.runs) {
+      for (let a = r.start; a < r.end; a += 1n << 20n) {
+        const n = Number(r.end - a < 1n << 20n ? r.end - a : 1n << 20n);
+        assert.ok((await img.read(a, n)).equals(await elf.read(a, n)), `${path}: bytes at ${a.toString(16)} differ from the ELF's`);
+        pages += n / 4096;
+      }
+    }
+  } finally {
+    await img.close();
+  }
+  return pages;
+}
+
+test('makedumpfile -l / -c (plain and -F) dumps read as the same memory, with VMCOREINFO', { skip: makedumpfile ? false : 'makedumpfile not installed', timeout: 300_000 }, async (t) => {
+  const dir = tempDir(t, 'memdump-makedumpfile-');
+  const { elf, vmcoreinfo, high } = await oracleElf(dir);
   const want = await hashOf(elf);
 
   for (const args of [['-l', '-d', '0'], ['-c', '-d', '0'], ['-l', '-d', '1'], ['-F', '-l', '-d', '0'], ['-F', '-c', '-d', '1']]) {
     const out = join(dir, `md${args.join('')}.kdump`);
     const flat = args.includes('-F');
-    const fd = flat ? openSync(out, 'w') : undefined;
-    const r = spawnSync(makedumpfile!, [...args, elf, ...(flat ? [] : [out])], { stdio: ['ignore', fd ?? 'pipe', 'pipe'] });
-    if (fd !== undefined) closeSync(fd);
-    assert.equal(r.status, 0, `makedumpfile ${args.join(' ')}: ${r.stderr.toString()}`);
+    runMakedumpfile(args, elf, out);
     const info = JSON.parse((await runCli(['info', out, '--json', '--content-hash'])).stdout.toString());
     assert.equal(info.format, 'kdump');
     assert.equal(info.details.flattened, flat);
@@ -192,4 +222,79 @@ test('makedumpfile -l / -c (plain and -F) dumps read as the same memory, with VM
     }
     t.diagnostic(`makedumpfile ${args.join(' ')}: ${info.fileSize} bytes, pages ${info.details.pageCompressionSeen}`);
   }
+});
+
+/**
+ * makedumpfile -F on a full disk leaves a stream that stops mid-record, with no end record and a header that does
+ * not say "incomplete". Cut real streams where a full disk would (at 2 MiB, inside a record, just before the end
+ * record): each must open, say it is incomplete, and every page it still offers must be the ELF's.
+ */
+test('makedumpfile -F streams cut short open as incomplete dumps whose pages are all right', { skip: makedumpfile ? false : 'makedumpfile not installed', timeout: 300_000 }, async (t) => {
+  const dir = tempDir(t, 'memdump-md-cut-');
+  const { elf } = await oracleElf(dir);
+  const elfImg = await openImage(elf);
+  t.after(() => void elfImg.close());
+  const totalPages = Number(elfImg.runs.reduce((n, r) => n + (r.end - r.start), 0n) / 4096n);
+  for (const args of [['-F', '-c', '-d', '0'], ['-F', '-l', '-d', '1']]) {
+    const full = join(dir, `full${args.join('')}.flat`);
+    runMakedumpfile(args, elf, full);
+    const stream = readFileSync(full);
+    const fullImg = await openImage(full);
+    const dumped = fullImg.details['dumpedPages'] as number;
+    await fullImg.close();
+    for (const cut of [2 << 20, Math.floor(stream.length * 0.6) + 7, stream.length - 16]) {
+      const path = join(dir, `cut-${cut}${args.join('')}.flat`);
+      writeFileSync(path, stream.subarray(0, cut));
+      const r = await runCli(['info', path, '--json']);
+      assert.equal(r.code, 0, `${path}: ${r.stderr}`);
+      const info = JSON.parse(r.stdout.toString());
+      assert.equal(info.details.incomplete, true);
+      assert.match(info.details.warning, /INCOMPLETE DUMP.*without its end record/);
+      assert.ok(info.details.flattenedTruncated, JSON.stringify(info.details));
+      const pages = await sameAsElf(path, elfImg);
+      const missing = (info.details.missingPages ?? 0) as number;
+      assert.equal(pages + missing, dumped, `${path}: pages offered + missing = pages dumped`);
+      if (cut === stream.length - 16) assert.equal(pages, totalPages, 'only the end record missing: every page is there');
+      else assert.ok(pages > 0 && missing > 0, `${path}: ${pages} pages kept, ${missing} missing`);
+      t.diagnostic(`makedumpfile ${args.join(' ')} cut at ${cut} of ${stream.length}: ${pages} pages kept, ${missing} missing`);
+    }
+  }
+});
+
+/**
+ * makedumpfile --split writes one slice per file. With the default split block the whole 25 MiB lands in the first
+ * slice and the others are empty 28 KiB files that end right after an unpadded 2nd bitmap; with 1 MiB split
+ * blocks every slice holds pages. Every file must open, say which slice it is, and the slices together must be
+ * exactly the ELF's memory.
+ */
+test('makedumpfile --split slices (empty ones too) open, name their slice, and together equal the ELF', { skip: makedumpfile ? false : 'makedumpfile not installed', timeout: 300_000 }, async (t) => {
+  const dir = tempDir(t, 'memdump-md-split-');
+  const { elf } = await oracleElf(dir);
+  const elfImg = await openImage(elf);
+  t.after(() => void elfImg.close());
+  for (const args of [['--split', '-l', '-d', '0'], ['--split', '--splitblock-size', '1024', '-c', '-d', '1']]) {
+    const outs = [1, 2, 3].map((i) => join(dir, `split${args.join('')}.${i}`));
+    const r = spawnSync(makedumpfile!, [...args, elf, ...outs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(r.status, 0, r.stderr.toString());
+    let [union, lastEnd]: [Range[], string] = [[], '0x0'];
+    for (const out of outs) {
+      const img = await openImage(out);
+      try {
+        const split = img.details['split'] as { startPfn: string; endPfn: string };
+        assert.equal(split.startPfn, lastEnd, 'slices follow each other');
+        lastEnd = split.endPfn;
+        assert.match(String(img.details['warning']), /SPLIT DUMP.*one slice/);
+        for (const run of img.runs) {
+          assert.ok(run.start >= BigInt(split.startPfn) * 4096n && run.end <= BigInt(split.endPfn) * 4096n, 'runs inside the slice');
+        }
+        union.push(...img.runs);
+        t.diagnostic(`${args.join(' ')} ${out}: ${statSync(out).size} bytes, slice ${split.startPfn}-${split.endPfn}, ${img.details['dumpedPages']} pages`);
+      } finally {
+        await img.close();
+      }
+      await sameAsElf(out, elfImg);
+    }
+    assert.deepEqual(normalize(union), normalize(elfImg.runs), 'the slices together hold the ELF memory');
+  }
+  assert.ok([1, 2, 3].some((i) => statSync(join(dir, `split--split-l-d0.${i}`)).size < 64 << 10), 'the default split left an empty slice');
 });
