@@ -12,18 +12,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { MemdumpError } from '../core/errors.js';
-import { isSortedDisjoint } from '../core/ranges.js';
 import { kdumpFixture } from '../../test/fixtures/kdump.js';
 import { tempDir } from '../../test/helpers/cli.js';
+import { FORMAT_CODES, FUZZ_ONLY as ONLY, FUZZ_SCALE as SCALE, classify, openAndReadAll } from '../../test/helpers/fuzz.js';
 import { Prng } from '../../test/helpers/prng.js';
-import { openImage } from './registry.js';
 
-const FORMAT_CODES = new Set(['E_TRUNCATED', 'E_CORRUPT', 'E_TOO_LARGE', 'E_UNKNOWN_FORMAT', 'E_UNSUPPORTED']);
-const CASE_MS = 10_000;
-const RSS_LIMIT = 1.5 * 2 ** 30;
-const SCALE = Math.max(1, Number(process.env['MEMDUMP_FUZZ_SCALE'] ?? 1) || 1);
-const ONLY = process.env['MEMDUMP_FUZZ_ONLY'];
 
 interface Field {
   off: number;
@@ -95,37 +88,6 @@ function mutate(base: Buffer, fields: Field[], p: Prng): { buf: Buffer; steps: s
   return { buf, steps };
 }
 
-async function bounded<T>(label: string, fn: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${label}: no outcome within ${CASE_MS} ms (hang?)`)), CASE_MS);
-  });
-  try {
-    return await Promise.race([fn(), timeout]);
-  } finally {
-    clearTimeout(timer);
-    const rss = process.memoryUsage().rss;
-    if (rss > RSS_LIMIT) throw new Error(`${label}: RSS ${(rss / 2 ** 20).toFixed(0)} MiB (unbounded allocation?)`);
-  }
-}
-
-async function openAndReadAll(path: string, label: string): Promise<void> {
-  const img = await openImage(path);
-  try {
-    assert.ok(isSortedDisjoint(img.runs), `${label}: runs not sorted and disjoint`);
-    for (const r of img.runs) {
-      assert.ok(r.end > r.start, `${label}: empty run`);
-      for (let a = r.start; a < r.end; ) {
-        const n = r.end - a < 1n << 20n ? Number(r.end - a) : 1 << 20;
-        assert.equal((await img.read(a, n)).length, n, label);
-        a += BigInt(n);
-      }
-    }
-  } finally {
-    await img.close();
-  }
-}
-
 test('fuzz kdump: mutated dumps open and read, or fail with a format error code', async (t) => {
   const dir = tempDir(t, 'memdump-kdump-fuzz-');
   const bases: Buffer[] = [];
@@ -141,13 +103,7 @@ test('fuzz kdump: mutated dumps open and read, or fail with a format error code'
     const path = join(dir, 'case.kdump');
     writeFileSync(path, buf);
     const label = `kdump case seed ${seed} base ${i} (replay: MEMDUMP_FUZZ_ONLY=kdump:${seed}) [${steps.join(', ')}]`;
-    let outcome = 'ok';
-    try {
-      await bounded(label, () => openAndReadAll(path, label));
-    } catch (e) {
-      if (!(e instanceof MemdumpError && FORMAT_CODES.has(e.code))) throw new Error(`${label}: unacceptable outcome: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, { cause: e });
-      outcome = e.code;
-    }
+    const outcome = await classify(label, FORMAT_CODES, () => openAndReadAll(path, label));
     tally.set(outcome, (tally.get(outcome) ?? 0) + 1);
   };
   if (ONLY) {
