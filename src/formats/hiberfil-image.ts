@@ -13,6 +13,9 @@ import { PAGE_SIZE } from './hiberfil-header.js';
 import { type BlockTable, KIND_HUFFMAN, KIND_NAMES, KIND_STORED, MAX_PAGE_NUMBER, type PageIndex } from './hiberfil-index.js';
 import type { MemoryImage } from './types.js';
 
+/** Largest single read (callers read a few MiB at a time). */
+const MAX_READ = 1 << 30;
+
 /** 64 decompressed blocks of at most 64 KiB: 4 MiB whatever the file size. */
 const CACHE_BYTES = 64 * 16 * PAGE_SIZE;
 
@@ -44,9 +47,16 @@ export class HiberImage implements MemoryImage {
   }
 
   async read(addr: bigint, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`bad read length ${length}`);
-    const out = Buffer.allocUnsafe(length);
+    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_READ) throw new MemdumpError('E_CORRUPT', `hiberfil: bad read length ${length}`, { details: { length } });
     const idx = this.index;
+    // the whole span must lie in runs before `length` bytes are allocated
+    for (let a = addr, h = -1; a < addr + BigInt(length); ) {
+      if (a < 0n || a >> 12n > BigInt(MAX_PAGE_NUMBER)) throw idx.notInRuns(a);
+      h = idx.find(Number(a >> 12n), h);
+      if (h < 0) throw idx.notInRuns(a);
+      a = BigInt(idx.first[h]! + idx.count[h]!) * BigInt(PAGE_SIZE);
+    }
+    const out = Buffer.allocUnsafe(length);
     let done = 0;
     let hint = -1;
     while (done < length) {

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { PAGE } from '../../test/fixtures/hiberfil.js';
 import { tempDir } from '../../test/helpers/cli.js';
-import { PageIndexBuilder } from './hiberfil-index.js';
+import { MemdumpError } from '../core/errors.js';
+import { MAX_RUNS, PageIndexBuilder } from './hiberfil-index.js';
 
 test('property: the run index equals a naive page model (sorted, last copy of a page wins, runs coalesced)', () => {
   fc.assert(
@@ -105,3 +106,13 @@ test('index bomb: 2M 13-byte sets claiming 33.5M pages open or fail with a coded
   }
 });
 
+
+test('scattered single pages beyond MAX_RUNS ranges are refused before any range object is built', () => {
+  const b = new PageIndexBuilder();
+  // pages two apart: no two adjacent, so every page is its own range
+  for (let k = 0; k <= MAX_RUNS; k++) b.addRun(2 * k, 1, k >> 4, k & 15);
+  const before = process.memoryUsage().heapUsed;
+  assert.throws(() => b.finish(), (e: unknown) => e instanceof MemdumpError && e.code === 'E_TOO_LARGE');
+  // the refusal cost no per-range objects (2M ranges would be ~200 MiB of heap)
+  assert.ok(process.memoryUsage().heapUsed - before < 64 * 2 ** 20);
+});

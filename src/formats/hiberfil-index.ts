@@ -17,6 +17,8 @@ export const KIND_NAMES = ['stored', 'lz77', 'huffman'] as const;
 
 /** More pages than this (128 GiB of RAM) is E_TOO_LARGE: the index alone would take ~1.7 GB. */
 export const MAX_PAGES = 1 << 25;
+/** Separate page ranges an image may have (as the crash dump and kdump readers cap runs). */
+export const MAX_RUNS = 1 << 21;
 /** Page numbers stay exact in a Float64Array and page * 4096 stays below 2^64. */
 export const MAX_PAGE_NUMBER = 2 ** 52 - 1;
 
@@ -182,6 +184,11 @@ export class PageIndex {
     readonly pages: number,
     readonly duplicates: number,
   ) {
+    // count first: each run becomes an object of two BigInts (~110 bytes), so a file of scattered single pages
+    // would cost ~17× its size before anyone could refuse it
+    let n = 0;
+    for (let k = 0; k < first.length; k++) if (k === 0 || first[k] !== first[k - 1]! + count[k - 1]!) n++;
+    if (n > MAX_RUNS) throw new MemdumpError('E_TOO_LARGE', `hiberfil: ${n} separate page ranges (more than ${MAX_RUNS})`, { details: { ranges: n, limit: MAX_RUNS } });
     const runs: Range[] = [];
     let i = 0;
     while (i < first.length) {

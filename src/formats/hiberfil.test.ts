@@ -101,6 +101,11 @@ test('unaligned reads across pages, blocks and runs return the truth; reads outs
       await expectCode(img.read(BigInt((s + n) * PAGE), 1), 'E_CORRUPT', /not in any run/);
       await expectCode(img.read(BigInt((s + n) * PAGE - 1), 2), 'E_CORRUPT', /not in any run/);
       await expectCode(img.read(1n << 63n, 1), 'E_CORRUPT');
+      // bad lengths are coded errors, and a huge read outside the runs allocates nothing first
+      await expectCode(img.read(0n, -1), 'E_CORRUPT');
+      await expectCode(img.read(0n, 1.5), 'E_CORRUPT');
+      await expectCode(img.read(BigInt((s + n) * PAGE), 2 ** 29), 'E_CORRUPT', /not in any run/);
+      await expectCode(img.read(-4096n, 1), 'E_CORRUPT');
     } finally {
       await img.close();
     }

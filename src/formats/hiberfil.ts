@@ -183,7 +183,7 @@ async function openKnown(file: RandomAccessFile, h: HiberHeader, base: Record<st
   if (p.kind === 'win8') return openWin8(file, h, base, [p.variant], 'LengthSelf');
   const field = h.arch === 'x64' ? h.page.u64(p.firstTableSlot) : BigInt(h.page.u32(p.firstTableSlot));
   const filePages = file.size / BigInt(PAGE_SIZE);
-  if (field === 0n || (field >= filePages && field >= 1n << 36n)) throw corrupt(`hiberfil: ${p.variant} FirstTablePage (${hex(field)}) is not a page of a hibernation file`, BigInt(p.firstTableSlot));
+  if (field === 0n || (field >= filePages && field >= (h.arch === 'x64' ? 1n << 36n : 1n << 24n))) throw corrupt(`hiberfil: ${p.variant} FirstTablePage (${hex(field)}) is not a page of a hibernation file`, BigInt(p.firstTableSlot));
   if (field >= filePages) throw truncated(`hiberfil: ${p.variant} FirstTablePage (${hex(field)}) is past the end of the file (${file.size} bytes): the file is truncated`, BigInt(p.firstTableSlot));
   return openWin7(file, h, base, { page: field, from: 'header' }, p.variant, 'LengthSelf');
 }
