@@ -5,7 +5,8 @@
  * stopped ≤ 0.5 s writing to /dev/null, peak RSS ≤ 256 MiB. Issue #5: `memdump image` to E01 ≥ 2× ewfacquire
  * deflate:fast and to raw with md5+sha256 ≥ 2.5× dc3dd. Issue #4: 4 GiB over TLS on loopback into `memdump receive`
  * with hashing on both sides against nc and socat+sha256sum, receiver peak RSS ≤ 256 MiB; transport compression
- * (gzip vs zstd) throughput. BENCH_ONLY=pipeline,snappy,guest,process,image,delivery,compress selects entries.
+ * (gzip vs zstd) throughput. Issue #6: how long `memdump vm` pauses a QEMU guest against QEMU's own
+ * dump-guest-memory to a file. BENCH_ONLY=pipeline,snappy,guest,process,image,delivery,compress,vm selects entries.
  */
 import { benchPipeline } from './pipeline.js';
 import { benchSnappy } from './snappy.js';
@@ -14,8 +15,9 @@ import { benchProcess } from './process.js';
 import { benchImage } from './image.js';
 import { benchDelivery } from './delivery.js';
 import { benchCompress } from './compress.js';
+import { benchVm } from './vm.js';
 
-const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest,process,image,delivery,compress').split(',');
+const only = (process.env.BENCH_ONLY ?? 'pipeline,snappy,guest,process,image,delivery,compress,vm').split(',');
 const mib = (b: number, s: number) => (b / 2 ** 20 / s).toFixed(0);
 const verdict = (ok: boolean) => (ok ? 'meets target' : 'BELOW TARGET');
 
@@ -110,3 +112,13 @@ if (only.includes('delivery')) {
 }
 
 if (only.includes('compress')) await benchCompress();
+
+if (only.includes('vm')) {
+  const r = await benchVm();
+  if (!r) console.log('\n## vm: qemu-system-x86_64 not installed, skipped');
+  else {
+    console.log(`\n## vm: a running ${r.memMiB} MiB QEMU (TCG) guest; output in /dev/shm; best of ${process.env.BENCH_RUNS ?? 2}`);
+    const peer = r.runs.find((x) => x.name.startsWith('QEMU'))!;
+    for (const x of r.runs) console.log(`${x.name.padEnd(52)} paused ${(x.pausedMs / 1000).toFixed(2)} s  wall ${x.wallSeconds.toFixed(2)} s  ${mib(r.memMiB * 2 ** 20, x.pausedMs / 1000)} MiB/s  pause ${(x.pausedMs / peer.pausedMs).toFixed(2)}× QEMU's`);
+  }
+}

@@ -1,13 +1,18 @@
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
+import { escapeControl } from '../core/escape.js';
 import { formatByName } from '../formats/registry.js';
 import { outputPath } from '../pipeline/job.js';
 import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { checkSpace } from '../pipeline/space.js';
-import { type VmJobOptions, type VmResult, acquireVmLibvirt, acquireVmQmp, outputDirOf } from '../pipeline/vm-acquire.js';
+import { estimateSize } from '../pipeline/job.js';
+import { LOG_SUFFIX, REPORT_SUFFIX, SIGNATURE_SUFFIX } from '../pipeline/report.js';
+import { type VmJobOptions, type VmPlan, type VmResult, acquireVmLibvirt, acquireVmQmp, outputDirOf } from '../pipeline/vm-acquire.js';
+import { SIDECAR_SUFFIX } from '../formats/sidecar.js';
 import { assertAbsent } from '../sinks/exclusive.js';
-import { layerSuffix, layersOf } from '../delivery/plan.js';
+import { PARTIAL } from '../sinks/file.js';
+import { assertLayersFit, layerSuffix, layersOf } from '../delivery/plan.js';
 import { type GlobalOptions, abortOnSignals, defaultName, parseSize, progressReporter, say } from './common.js';
 import { type DeliveryOpts, addDeliveryOptions, describeDestination, parseDeliveryOptions } from './delivery-options.js';
 import {
@@ -31,13 +36,32 @@ interface VmOpts extends HashOpts, CaseOpts, E01Opts, DeliveryOpts {
   qmp?: string;
   libvirt?: string;
   connect?: string;
-  fifoDir?: string;
+  stallTimeout: string;
   output?: string;
   format: string;
   rateLimit?: string;
   chunkSize: string;
   maxDiskUsage: string;
   report?: string;
+}
+
+/** The guest is not in the run state it was found in, or memdump could not confirm it. */
+const GUEST_STATE_EXIT = 5;
+
+/**
+ * Everything runJob would refuse about the outputs, checked before dump-guest-memory: once QEMU has paused the
+ * guest, a refusal costs the guest a pause for nothing. The space estimate uses QEMU's memory map (padded and E01
+ * store up to the highest address, not just the RAM size).
+ */
+async function precheckOutputs(plan: VmPlan, job: VmJobOptions, out: string, remote: boolean): Promise<void> {
+  assertLayersFit(job.delivery, job.format.name);
+  const signKey = job.delivery?.signKey;
+  if (signKey && out === '-' && !job.reportPath) throw new MemdumpError('E_USAGE', '--sign-key with -o - needs --report PATH: the signature is a file beside the report');
+  if (job.reportPath) await assertAbsent(job.reportPath);
+  if (remote || out === '-') return;
+  const sides = ['', PARTIAL, REPORT_SUFFIX, LOG_SUFFIX, ...(signKey ? [REPORT_SUFFIX + SIGNATURE_SUFFIX] : []), ...(job.format.needsSidecarMap ? [SIDECAR_SUFFIX] : [])];
+  for (const suffix of sides) await assertAbsent(out + suffix);
+  await checkSpace(dirname(out), estimateSize(job.format, plan.ranges, job.media) + (1n << 20n), job.maxDiskUsage);
 }
 
 export function registerVm(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
@@ -47,7 +71,7 @@ export function registerVm(program: Command, globals: () => GlobalOptions, setEx
     .option('--qmp <socket>', 'QEMU monitor socket: unix:/path/to/qmp.sock (QEMU started with -qmp unix:PATH,server,nowait)')
     .option('--libvirt <domain>', 'libvirt domain name or UUID (runs virsh dump --memory-only --format elf)')
     .option('--connect <uri>', 'with --libvirt: libvirt connection URI (virsh --connect), e.g. qemu:///system')
-    .option('--fifo-dir <dir>', "with --qmp: where QEMU opens the FIFO memdump reads; needed when QEMU runs as another user (DIR must be in a group QEMU's user belongs to, e.g. install -d -m 2770 -g kvm DIR)")
+    .option('--stall-timeout <seconds>', 'with --qmp: give up when QEMU sends no byte for this long (QEMU then ends the dump and resumes the guest)', '60')
     .option('-o, --output <path>', 'output file, or - for standard output (default VMNAME_YYYYMMDDTHHMMSSZ.<ext>)')
     .option('-f, --format <name>', 'lime | padded | elf | avml | e01', 'lime')
     .option('--rate-limit <rate>', 'cap the copy rate, e.g. 200M (the guest stays paused longer)')
@@ -61,10 +85,14 @@ export function registerVm(program: Command, globals: () => GlobalOptions, setEx
   cmd.addHelpText(
     'after',
     `
-The guest is paused for the dump (QEMU streams it through a FIFO straight into the container: no temporary copy)
-and resumed as soon as QEMU confirms the dump, on failure and on SIGINT/SIGTERM too; a guest that was already
-paused stays paused. The report's source.info.vm has the guest name, UUID, QEMU version, memory map and how long
-the guest was paused.
+QEMU pauses a running guest for the dump itself and resumes it when the dump ends - completed, failed, or cut
+off because memdump stopped reading (Ctrl-C, SIGTERM, SIGHUP, even SIGKILL): memdump never sends stop or cont,
+and a guest found paused stays paused. QEMU writes the dump into a pipe whose write end memdump hands over the
+monitor socket (getfd): no file or FIFO appears anywhere, and it works when QEMU runs as another user. Every
+output check (existing files, --report, free space for the chosen format) runs before the dump starts.
+The report's source.info.vm has the guest name, UUID, QEMU version, memory map, the run state before and after,
+and pausedMs (from QEMU's STOP and RESUME event timestamps). If the guest is not in the state it was found in,
+or its state cannot be confirmed, memdump says so on stderr even with -q and exits 5.
 
 With --libvirt the libvirt daemon writes a temporary ELF beside the output (it needs access to that directory and
 room for one more copy of the guest's RAM); memdump converts it and deletes it.
@@ -72,14 +100,15 @@ room for one more copy of the guest's RAM); memdump converts it and deletes it.
 Examples:
   memdump vm --qmp unix:/run/qemu/web1.qmp -o web1.lime --case IR-42
   memdump vm --qmp /run/qemu/web1.qmp --format e01 -o /mnt/usb/web1 --examiner "A. Analyst"
-  memdump vm --qmp unix:/var/lib/libvirt/qemu/domain-3-web1/monitor.sock --fifo-dir /srv/memdump-fifo
+  memdump vm --qmp unix:/var/lib/libvirt/qemu/domain-3-web1/monitor.sock -o /mnt/usb/web1.lime
   memdump vm --libvirt web1 --connect qemu:///system -o web1.elf --format elf
   memdump vm --qmp unix:/run/qemu/web1.qmp --to tls://collector:9443 --pin sha256/… --token-file case.token --recipient age1…`,
   );
   cmd.action(async (o: VmOpts) => {
     const g = globals();
     if (!o.qmp === !o.libvirt) throw new MemdumpError('E_USAGE', 'give exactly one of --qmp SOCKET or --libvirt DOMAIN');
-    if (o.fifoDir && !o.qmp) throw new MemdumpError('E_USAGE', '--fifo-dir applies to --qmp only');
+    const stallSeconds = Number(o.stallTimeout);
+    if (!Number.isFinite(stallSeconds) || stallSeconds < 0 || stallSeconds > 86_400) throw new MemdumpError('E_USAGE', '--stall-timeout: seconds between 0 (never) and 86400');
     if (o.connect && !o.libvirt) throw new MemdumpError('E_USAGE', '--connect applies to --libvirt only');
     const format = formatByName(o.format);
     if (format.name === 'raw') throw new MemdumpError('E_USAGE', 'raw loses every physical address; use padded, lime, elf, avml or e01');
@@ -99,7 +128,18 @@ Examples:
     const out = o.to ? o.to : outputPath(output, format, layerSuffix(layersOf(delivery)));
     const maxDiskUsage = parseDiskGuard(o);
     const sig = abortOnSignals();
-    sig.signal.addEventListener('abort', () => dialAbort.abort(), { once: true });
+    // a dropped ssh session sends SIGHUP: stop the same way as SIGTERM (common.ts does not listen for it)
+    const hup = new AbortController();
+    const onHup = () => {
+      if (hup.signal.aborted) process.exit(129);
+      // the terminal may be gone: a failed warning must not crash the wind-down (QEMU resumes the guest either way)
+      process.stderr.on('error', () => undefined);
+      process.stderr.write('\nmemdump: SIGHUP received; stopping, keeping the .partial file and writing an INCOMPLETE report\n');
+      hup.abort();
+    };
+    process.on('SIGHUP', onHup);
+    const signal = AbortSignal.any([sig.signal, hup.signal]);
+    signal.addEventListener('abort', () => dialAbort.abort(), { once: true });
     const progress = progressReporter(g, 'vm');
     const job: VmJobOptions = {
       command: 'vm',
@@ -112,7 +152,7 @@ Examples:
       windowSize,
       rateLimit: o.rateLimit ? Number(parseSize(o.rateLimit, '--rate-limit')) : 0,
       maxDiskUsage,
-      policy: { chunkSize: Number(chunkSize), signal: sig.signal },
+      policy: { chunkSize: Number(chunkSize), signal },
       reportPath: o.report,
       contentHash: true,
       warnings: [],
@@ -123,7 +163,6 @@ Examples:
         hashWindow: windowSize.toString(),
         rateLimit: o.rateLimit ?? null,
         chunkSize: chunkSize.toString(),
-        ...(o.fifoDir ? { fifoDir: o.fifoDir } : {}),
         ...(e01Opts ? { compression: e01Opts.compression, segmentSize: e01Opts.segmentBytes.toString() } : {}),
       },
       ...(e01Opts ? { media: e01MediaOf(o, e01Opts, `physical memory of virtual machine ${o.libvirt ?? o.qmp}`) } : {}),
@@ -136,15 +175,12 @@ Examples:
         say(g, `dumping the guest behind ${o.qmp} to ${o.to ? describeDestination(o.to) : out} as ${format.name}`);
         r = await acquireVmQmp({
           qmp: o.qmp,
-          ...(o.fifoDir ? { fifoDir: o.fifoDir } : {}),
-          signal: sig.signal,
+          signal,
           job,
           log: (l) => say(g, l),
-          precheck: async (bytes) => {
-            if (out === '-' || o.to) return;
-            await assertAbsent(out);
-            await checkSpace(dirname(out), bytes + (1n << 20n), maxDiskUsage);
-          },
+          warn: (l) => process.stderr.write(`memdump: ${escapeControl(l)}\n`),
+          stallTimeoutMs: stallSeconds * 1000,
+          precheck: (plan) => precheckOutputs(plan, job, out, Boolean(o.to)),
         });
       } else {
         if (out !== '-') await assertAbsent(out);
@@ -153,11 +189,10 @@ Examples:
       }
     } finally {
       sig.dispose();
+      process.off('SIGHUP', onHup);
     }
     printJobResult(g, r.job);
-    if (r.resumeError) {
-      process.stderr.write(`memdump: WARNING: the guest was running before and is still paused: ${r.resumeError}\n`);
-      setExit(r.job.exitCode || 5);
-    } else setExit(r.job.exitCode);
+    // the guest not as it was found outranks the job's own status (the warning itself went to stderr already)
+    setExit(r.guestWarning ? GUEST_STATE_EXIT : r.job.exitCode);
   });
 }

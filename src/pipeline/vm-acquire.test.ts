@@ -1,12 +1,11 @@
 /**
- * acquireVmQmp against a scripted QEMU stand-in (a unix-socket monitor that writes the dump into the FIFO
- * itself), for the paths a real QEMU will not take on request: a dump QEMU reports as failed after writing
- * everything, `cont` refused while QEMU winds the dump down, a dump already running, a stream that is not ELF.
- * The real-QEMU paths are in test/oracle/vm-qmp.test.ts.
+ * acquireVmQmp against a scripted QEMU stand-in (test/helpers/vm-fake.ts: a monitor that receives the pipe's
+ * descriptor with getfd and writes the dump into it), for the paths a real QEMU will not take on request: a dump
+ * QEMU reports failed after writing everything, a stalled writer, a monitor that hangs up mid-dump, QEMU exiting,
+ * a dump already running, a stream that is not ELF. The real-QEMU paths are in test/oracle/vm-qmp.test.ts.
  */
 import assert from 'node:assert/strict';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { type Socket, createServer } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -15,100 +14,8 @@ import { encodeNote } from '../formats/elf-parse.js';
 import { formatByName } from '../formats/registry.js';
 import { Prng } from '../../test/helpers/prng.js';
 import { qemuLikeElf } from '../../test/helpers/vm-elf.js';
-import { type VmJobOptions, acquireVmQmp } from './vm-acquire.js';
-
-interface Script {
-  running: boolean;
-  /** What QEMU writes into the FIFO. */
-  stream: Buffer;
-  /** DUMP_COMPLETED status once the stream is written (or broken). */
-  verdict: 'completed' | 'failed';
-  /** `cont` answers "dump in process" this many times after the dump ended. */
-  refuseCont: number;
-  priorDumpActive: boolean;
-}
-
-async function fakeQemu(t: { after: (fn: () => void) => void }, script: Script) {
-  const dir = mkdtempSync(join(tmpdir(), 'fake-qemu-'));
-  const path = join(dir, 'qmp.sock');
-  const seen: string[] = [];
-  const state = { running: script.running, refuse: script.refuseCont, brokenPipe: false };
-  const socks = new Set<Socket>();
-  const server = createServer((s) => {
-    socks.add(s);
-    const send = (m: object) => s.write(JSON.stringify(m) + '\n');
-    send({ QMP: { version: { qemu: { major: 9, minor: 9, micro: 9 }, package: 'fake' }, capabilities: [] } });
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString();
-      for (let nl; (nl = buf.indexOf('\n')) >= 0; ) {
-        const cmd = JSON.parse(buf.slice(0, nl)) as { execute: string; arguments?: { protocol?: string }; id: string };
-        buf = buf.slice(nl + 1);
-        seen.push(cmd.execute);
-        const ok = (r: unknown = {}) => send({ return: r, id: cmd.id });
-        switch (cmd.execute) {
-          case 'qmp_capabilities':
-            ok();
-            break;
-          case 'query-status':
-            ok({ running: state.running, status: state.running ? 'running' : 'paused' });
-            break;
-          case 'query-name':
-            ok({ name: 'fake' });
-            break;
-          case 'query-uuid':
-            ok({ UUID: '11111111-2222-3333-4444-555555555555' });
-            break;
-          case 'query-version':
-            ok({ qemu: { major: 9, minor: 9, micro: 9 }, package: 'fake' });
-            break;
-          case 'query-memory-size-summary':
-            ok({ 'base-memory': 1 << 20 });
-            break;
-          case 'query-dump-guest-memory-capability':
-            ok({ formats: ['elf'] });
-            break;
-          case 'query-dump':
-            ok({ status: script.priorDumpActive ? 'active' : 'none', completed: 0, total: 0 });
-            break;
-          case 'stop':
-            state.running = false;
-            ok();
-            break;
-          case 'cont':
-            if (state.refuse-- > 0) send({ error: { class: 'GenericError', desc: 'There is a dump in process, please wait.' }, id: cmd.id });
-            else {
-              state.running = true;
-              ok();
-            }
-            break;
-          case 'dump-guest-memory': {
-            const fifo = cmd.arguments!.protocol!.slice(5);
-            const w = createWriteStream(fifo, { flags: 'w' });
-            w.on('open', () => ok());
-            const done = () => send({ event: 'DUMP_COMPLETED', data: { result: { status: state.brokenPipe ? 'failed' : script.verdict, completed: 0, total: script.stream.length }, ...(state.brokenPipe || script.verdict === 'failed' ? { error: 'dump: failed to save memory: Broken pipe' } : {}) } });
-            w.on('error', () => {
-              state.brokenPipe = true;
-              done();
-            });
-            w.end(script.stream, () => done());
-            break;
-          }
-          default:
-            send({ error: { class: 'CommandNotFound', desc: `The command ${cmd.execute} has not been found` }, id: cmd.id });
-        }
-      }
-    });
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(path, r));
-  t.after(() => {
-    for (const s of socks) s.destroy();
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { path, seen, state };
-}
+import { type FakeQemu, fakeQemu, until } from '../../test/helpers/vm-fake.js';
+import { type VmJobOptions, type VmPlan, acquireVmQmp, parseMtreeRam } from './vm-acquire.js';
 
 function jobInto(dir: string, signal: AbortSignal): VmJobOptions {
   return {
@@ -145,68 +52,158 @@ function outDir(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
-test('success: complete evidence, guest resumed after a refused cont, order stop → dump → cont', async (t) => {
-  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', refuseCont: 2, priorDumpActive: false });
+const control = (q: FakeQemu) => q.seen.filter((c) => ['stop', 'cont', 'getfd', 'dump-guest-memory', 'closefd'].includes(c.cmd)).map((c) => c.cmd);
+
+test('success: no stop/cont from memdump, the descriptor travels with getfd, pausedMs from STOP/RESUME timestamps', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', uuid: '00000000-0000-0000-0000-000000000000' });
   const dir = outDir(t);
   const r = await acquireVmQmp({ qmp: `unix:${q.path}`, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) });
   assert.equal(r.job.report.status, 'COMPLETE');
-  assert.equal(r.resumeError, null);
-  assert.equal(q.state.running, true);
-  const cmds = q.seen.filter((c) => ['stop', 'dump-guest-memory', 'cont'].includes(c));
-  assert.deepEqual(cmds, ['stop', 'dump-guest-memory', 'cont', 'cont', 'cont']);
+  assert.equal(r.guestWarning, null);
+  assert.deepEqual(control(q), ['getfd', 'dump-guest-memory']);
+  assert.equal(q.seen.find((c) => c.cmd === 'getfd')!.fds, 1, 'one descriptor arrived with the getfd bytes');
+  await until(() => q.state.running);
   const vm = r.job.report.source.info['vm'] as Record<string, unknown>;
+  assert.equal(vm['pausedMs'], 250);
+  assert.equal(vm['runningBefore'], true);
+  assert.equal(vm['runningAfter'], true);
   assert.equal(vm['resumed'], true);
-  assert.equal(vm['name'], 'fake');
+  assert.equal(vm['uuid'], null, 'all-zero UUID means none');
   assert.equal(r.job.report.accounting.read, String(250_000));
 });
 
-test('QEMU reports the dump failed after writing every byte: INCOMPLETE, guest resumed', async (t) => {
-  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'failed', refuseCont: 0, priorDumpActive: false });
+test('QEMU reports the dump failed after writing every byte: INCOMPLETE, the guest as found, no warning', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'failed' });
   const dir = outDir(t);
   const r = await acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) });
   assert.equal(r.job.report.status, 'INCOMPLETE');
   assert.equal(r.job.report.failure?.code, 'E_SOURCE_READ');
   assert.match(r.job.report.failure?.message ?? '', /QEMU reports the dump failed/);
   assert.notEqual(r.job.exitCode, 0);
-  assert.equal(q.state.running, true);
+  assert.equal(r.guestWarning, null);
   assert.ok(existsSync(join(dir, 'vm.lime.partial')));
-  assert.equal(JSON.parse(readFileSync(join(dir, 'vm.lime.report.json'), 'utf8')).source.info.vm.resumed, true);
+  const vm = JSON.parse(readFileSync(join(dir, 'vm.lime.report.json'), 'utf8')).source.info.vm;
+  assert.equal(vm.runningAfter, true);
+  assert.equal(vm.dump.status, 'failed');
 });
 
-test('a stream that is not ELF: coded error, the dump is cut off, the guest resumed', async (t) => {
-  const q = await fakeQemu(t, { running: true, stream: Buffer.alloc(4 << 20, 0x41), verdict: 'completed', refuseCont: 0, priorDumpActive: false });
+test('a stream that is not ELF: coded error, our end closed so QEMU sees its writes fail', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: Buffer.alloc(4 << 20, 0x41), verdict: 'completed' });
   const dir = outDir(t);
   await assert.rejects(acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) }), (e: MemdumpError) => e.code === 'E_UNSUPPORTED');
-  assert.equal(q.state.running, true);
-  assert.equal(q.state.brokenPipe, true, 'QEMU saw its writes fail');
+  await until(() => q.state.dump === 'failed');
+  assert.equal(q.state.brokenPipe, true);
+  assert.deepEqual(control(q), ['getfd', 'dump-guest-memory']);
+});
+
+test('a writer that stalls: E_SOURCE_READ after the stall timeout, the pipe closed (QEMU gets EPIPE and resumes)', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', stallAfter: 100_000 });
+  const dir = outDir(t);
+  const r = await acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal), stallTimeoutMs: 300 });
+  assert.equal(r.job.report.status, 'INCOMPLETE');
+  assert.equal(r.job.report.failure?.code, 'E_SOURCE_READ');
+  assert.match(String(r.job.report.source.info['streamError']), /no byte/);
+  assert.equal(q.state.brokenPipe, true);
+  assert.equal(r.guestWarning, null);
+  const vm = r.job.report.source.info['vm'] as Record<string, unknown>;
+  assert.equal(vm['runningAfter'], true);
+});
+
+test('the monitor hangs up mid-dump: memdump reconnects to confirm the dump and the guest state', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', hangUpAfterDump: true });
+  const dir = outDir(t);
+  const r = await acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) });
+  assert.equal(r.job.report.status, 'COMPLETE');
+  assert.equal(r.guestWarning, null);
+  const vm = r.job.report.source.info['vm'] as Record<string, unknown>;
+  assert.equal(vm['reconnected'], true);
+  assert.equal((vm['dump'] as Record<string, unknown>)['from'], 'query-dump');
+  assert.equal(vm['runningAfter'], true);
+  assert.equal(q.seen.filter((c) => c.cmd === 'qmp_capabilities').length, 2);
+});
+
+test('QEMU exits mid-dump: INCOMPLETE and a warning that says "QEMU exited", never silence', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', exitMidDump: true });
+  const dir = outDir(t);
+  const warned: string[] = [];
+  const r = await acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal), warn: (l) => warned.push(l) });
+  assert.equal(r.job.report.status, 'INCOMPLETE');
+  assert.match(r.guestWarning ?? '', /QEMU exited/);
+  assert.equal(warned.length, 1);
+  assert.match(warned[0]!, /WARNING: QEMU exited/);
+  const vm = JSON.parse(readFileSync(join(dir, 'vm.lime.report.json'), 'utf8')).source.info.vm;
+  assert.equal(vm.qemuExited, true);
+  assert.match(vm.guestWarning, /QEMU exited/);
+});
+
+test('a thrown failure with the guest state unknown: E_SOURCE_READ (exit 5) naming both, the warning in its details', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: Buffer.alloc(1000, 0x41), verdict: 'completed', exitMidDump: true });
+  const warned: string[] = [];
+  await assert.rejects(
+    acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(outDir(t), new AbortController().signal), warn: (l) => warned.push(l) }),
+    (e: MemdumpError) => e.code === 'E_SOURCE_READ' && e.exitCode === 5 && /QEMU exited/.test(String(e.details['guestWarning'])) && e.details['failureCode'] === 'E_UNSUPPORTED',
+  );
+  assert.equal(warned.length, 1);
 });
 
 test('a paused guest stays paused; a dump already running is refused before anything is touched', async (t) => {
-  const q = await fakeQemu(t, { running: false, stream: GOOD, verdict: 'completed', refuseCont: 0, priorDumpActive: false });
+  const q = await fakeQemu(t, { running: false, stream: GOOD, verdict: 'completed' });
   const dir = outDir(t);
   const r = await acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) });
   assert.equal(r.job.report.status, 'COMPLETE');
   assert.equal(q.state.running, false);
-  assert.ok(!q.seen.includes('stop') && !q.seen.includes('cont'));
+  assert.deepEqual(control(q), ['getfd', 'dump-guest-memory']);
+  const vm = r.job.report.source.info['vm'] as Record<string, unknown>;
+  assert.equal(vm['pausedMs'], null);
+  assert.equal(vm['runningAfter'], false);
 
-  const busy = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', refuseCont: 0, priorDumpActive: true });
+  const busy = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', priorDumpActive: true });
   await assert.rejects(acquireVmQmp({ qmp: busy.path, signal: new AbortController().signal, job: jobInto(outDir(t), new AbortController().signal) }), (e: MemdumpError) => e.code === 'E_SOURCE_READ' && /already/.test(e.message));
-  assert.ok(!busy.seen.includes('stop'));
-  assert.equal(busy.state.running, true);
+  assert.deepEqual(control(busy), []);
 });
 
-test('precheck failing (output exists, no space) leaves the guest untouched', async (t) => {
-  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', refuseCont: 0, priorDumpActive: false });
+test('precheck failing (output exists, no space) sends neither getfd nor dump-guest-memory; it sees the planned map', async (t) => {
+  const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed' });
+  let plan: VmPlan | undefined;
   await assert.rejects(
     acquireVmQmp({
       qmp: q.path,
       signal: new AbortController().signal,
       job: jobInto(outDir(t), new AbortController().signal),
-      precheck: async () => {
+      precheck: async (p) => {
+        plan = p;
         throw new MemdumpError('E_DEST_EXISTS', 'exists');
       },
     }),
     (e: MemdumpError) => e.code === 'E_DEST_EXISTS',
   );
-  assert.ok(!q.seen.includes('stop'));
+  assert.deepEqual(control(q), []);
+  assert.equal(plan?.memoryBytes, 1n << 20n);
+  assert.equal(plan?.mapFrom, 'estimate');
+});
+
+test('parseMtreeRam: RAM and ROM of the "memory" flat view, merged; other views and I/O ignored', () => {
+  const text = [
+    'FlatView #0',
+    ' AS "I/O", root: io',
+    '  0000000000000000-0000000000000007 (prio 0, i/o): dma-chan',
+    'FlatView #1',
+    ' AS "memory", root: system',
+    ' AS "cpu-memory-0", root: system',
+    ' Root memory region: system',
+    '  0000000000000000-000000000009ffff (prio 0, ram): pc.ram',
+    '  00000000000a0000-00000000000bffff (prio 1, i/o): vga-lowmem',
+    '  00000000000c0000-00000000000fffff (prio 0, rom): pc.ram @00000000000c0000',
+    '  0000000000100000-00000000bfffffff (prio 0, ram): pc.ram @0000000000100000',
+    '  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios',
+    '  0000000100000000-000000013fffffff (prio 0, ram): pc.ram @00000000c0000000',
+    'FlatView #2',
+    ' AS "other", root: x',
+    '  0000000200000000-00000002ffffffff (prio 0, ram): elsewhere',
+  ].join('\n');
+  assert.deepEqual(parseMtreeRam(text), [
+    { start: 0n, end: 0xa0000n },
+    { start: 0xc0000n, end: 0xc0000000n },
+    { start: 0xfffc0000n, end: 0x140000000n },
+  ]);
 });

@@ -2,92 +2,179 @@ import { execFile } from 'node:child_process';
 import { constants, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { MemdumpError, fromSystemError, isMemdumpError } from '../core/errors.js';
-import { rangeToJson } from '../core/ranges.js';
+import { type Range, rangeToJson } from '../core/ranges.js';
 import { openImage } from '../formats/registry.js';
 import type { ContainerWriter, FormatSpec } from '../formats/types.js';
 import { ImageSource } from '../sources/image.js';
-import { QmpClient, type QmpObject } from '../sources/qmp-client.js';
-import { FifoReader, QemuDumpSource, STREAM_FATAL, makeFifo, readDumpHeaders } from '../sources/qmp-dump.js';
+import { QmpClient, type QmpObject, closeFd, openPipe } from '../sources/qmp-client.js';
+import { PipeReader, QemuDumpSource, STREAM_FATAL, readDumpHeaders } from '../sources/qmp-dump.js';
 import type { PhysicalSource, SourceKind } from '../sources/types.js';
 import { type JobOptions, type JobResult, runJob } from './job.js';
 
 /** What the caller decides (output, format, digests, …); the VM side fills in source, map and notes. */
 export type VmJobOptions = Omit<JobOptions, 'source' | 'attempts' | 'lockdown' | 'ram' | 'notes' | 'context'>;
 
+/** What memdump knows about the guest before anything is dumped: enough to refuse an output that cannot work. */
+export interface VmPlan {
+  memoryBytes: bigint;
+  /** The guest-physical RAM ranges the dump is expected to hold (QEMU's flat memory map, or an estimate). */
+  ranges: Range[];
+  mapFrom: 'mtree' | 'estimate';
+}
+
 export interface VmQmpOptions {
   /** unix:/path/to/qmp.sock or the path. */
   qmp: string;
-  /** Where QEMU finds the FIFO (QEMU running as another user); default a private 0700 directory. */
-  fifoDir?: string;
   signal: AbortSignal;
   job: VmJobOptions;
   log?: (line: string) => void;
-  /** Before the guest is paused: refuse early (output exists, no space) while nothing has been touched. */
-  precheck?: (memoryBytes: bigint) => Promise<void>;
-  /** How long to wait for QEMU to report the end of a dump we cut short, before resuming anyway. */
+  /** Said whatever the verbosity: the guest is not as it was found, or its state is unknown. */
+  warn?: (line: string) => void;
+  /** Before dump-guest-memory: refuse early (outputs exist, no space) while the guest has not been touched. */
+  precheck?: (plan: VmPlan) => Promise<void>;
+  /** How long to wait for QEMU to report the end of the dump (and to resume the guest it paused). */
   settleTimeoutMs?: number;
+  /** No byte from QEMU for this long: the dump is abandoned (E_SOURCE_READ). 0 = wait forever. */
+  stallTimeoutMs?: number;
 }
 
 export interface VmResult {
   job: JobResult;
-  /** The guest should run and does not: the caller must say so loudly. */
-  resumeError: string | null;
+  /** The guest is not in the state it was found in, or memdump could not tell: the caller must say so loudly. */
+  guestWarning: string | null;
 }
 
-// the source kind the report shows; 'vm' is not yet in SourceKind (src/sources/types.ts), see the final report
+// the source kind the report shows
 const VM_KIND: SourceKind = 'vm';
+/** QEMU reports the guest's resume right after DUMP_COMPLETED; this only bounds a QEMU that never does. */
+const RESUME_WAIT_MS = 10_000;
+
+const zeroUuid = /^0{8}-0{4}-0{4}-0{4}-0{12}$/;
 
 /**
- * QEMU/KVM guest over QMP: pause, stream dump-guest-memory through a FIFO into the normal pipeline, resume.
- * The guest's state is restored on every path: success (as soon as QEMU confirms the dump, before the report is
- * written), failure, SIGINT/SIGTERM (at once, without waiting for the copy to unwind); a guest that was paused
- * before we came stays paused. QEMU refuses `cont` while a dump runs, so a dump we abandon is ended first by
- * closing our end of the FIFO (QEMU's next write fails with EPIPE).
+ * QEMU/KVM guest over QMP: stream dump-guest-memory through a pipe into the normal pipeline.
+ *
+ * memdump never sends `stop` or `cont`. QEMU itself pauses a running guest for dump-guest-memory and resumes it
+ * when the dump ends — completed, failed, or cut off because our end of the pipe closed — and leaves a guest that
+ * was paused before paused. So whatever happens to memdump (SIGKILL, OOM, a dropped ssh session), QEMU's own
+ * clean-up restores the guest; memdump only records what happened (STOP/RESUME event times, query-status before
+ * and after) and says so loudly when the guest is not as it was found.
+ *
+ * The pipe's write end goes to QEMU with `getfd` (SCM_RIGHTS on the monitor socket), then `protocol: fd:NAME`:
+ * no path exists that anyone could open, replace or race, and it works when QEMU runs as another user.
  */
 export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
   const log = o.log ?? (() => undefined);
+  const warn = o.warn ?? log;
   const settleMs = o.settleTimeoutMs ?? 60_000;
-  const qmp = await QmpClient.connect(o.qmp);
-  const vm: Record<string, unknown> = { hypervisor: 'qemu', via: 'qmp', socket: qmp.path };
-  let reader: FifoReader | undefined;
-  let removeFifo: (() => Promise<void>) | undefined;
+  let qmp = await QmpClient.connect(o.qmp);
+  const vm: Record<string, unknown> = { hypervisor: 'qemu', via: 'qmp', socket: qmp.path, pausedBy: 'qemu' };
+  let reader: PipeReader | undefined;
   let dumpStarted = false;
-  let pausedAt: number | undefined;
-  let wasRunning = false;
-  let resumeError: string | null = null;
-  let dumpEnd: Promise<void> | undefined;
-  let resuming: Promise<void> = Promise.resolve();
+  let mark = 0;
+  let runningBefore = false;
+  let guestWarning: string | null = null;
+  let settled: Promise<void> | undefined;
 
-  /** Once a dump runs: end it (unless `complete`: it ended by itself) and record QEMU's verdict. Idempotent. */
-  const endDump = (complete: boolean): Promise<void> => {
+  /**
+   * Once a dump runs: end it (unless it ended by itself), then record QEMU's verdict, the guest's pause and its
+   * state now. Idempotent; never throws.
+   */
+  const settle = (complete: boolean): Promise<void> => {
     if (!dumpStarted) return Promise.resolve();
-    return (dumpEnd ??= (async () => {
-      if (!complete) reader?.destroy(new MemdumpError('E_INTERRUPTED', 'the VM dump was abandoned'));
-      vm['dump'] = await dumpOutcome(qmp, settleMs);
-    })());
-  };
-  /** `cont` if we paused a running guest and have not resumed it yet; safe to call from every path, any number of times. */
-  const restore = (): Promise<void> =>
-    (resuming = resuming.then(async () => {
-      if (!wasRunning || pausedAt === undefined || vm['resumed'] === true || resumeError) return;
-      try {
-        await resume(qmp, settleMs);
-        vm['resumed'] = true;
-        vm['pausedMs'] = Math.round(performance.now() - pausedAt);
-      } catch (e) {
-        resumeError = (e as Error).message;
-        vm['resumeError'] = resumeError;
-      }
+    if (!complete) reader?.destroy(new MemdumpError('E_INTERRUPTED', 'the VM dump was abandoned'));
+    return (settled ??= (async () => {
+      const ended = await dumpOutcome();
+      vm['dump'] = ended;
+      await guestAfter(ended.status !== 'active');
+    })().catch((e: unknown) => {
+      guestWarning ??= `could not confirm the guest's state after the dump: ${(e as Error).message}`;
+      vm['guestWarning'] = guestWarning;
     }));
-  const settle = async (complete: boolean): Promise<void> => {
+  };
+
+  /** A monitor that still answers: ours, or a new connection if QEMU dropped ours; null when QEMU is gone. */
+  const monitor = async (): Promise<QmpClient | null> => {
+    if (!qmp.closed) return qmp;
     try {
-      await endDump(complete);
-    } finally {
-      await restore();
+      const fresh = await QmpClient.connect(o.qmp, { timeoutMs: 5_000 });
+      vm['reconnected'] = true;
+      qmp = fresh;
+      return fresh;
+    } catch (e) {
+      if (isMemdumpError(e) && e.code === 'E_NOT_FOUND') {
+        vm['qemuExited'] = true;
+        return null;
+      }
+      throw e;
     }
   };
-  /** The stream's last byte is in: QEMU's verdict and the resume come before the container is finished. */
-  const atEnd = (): Promise<void> => settle(true);
+  /** One command after the dump started, on a new connection if the old one drops under it; null: QEMU is gone. */
+  const ask = async (command: string): Promise<QmpObject | null> => {
+    for (let attempt = 0; ; attempt++) {
+      const m = await monitor();
+      if (!m) return null;
+      try {
+        return await m.execute<QmpObject>(command);
+      } catch (e) {
+        if (!m.closed || attempt >= 2) throw e;
+      }
+    }
+  };
+
+  const dumpOutcome = async (): Promise<{ status: string; error: string | null; completed: string | null; total: string | null; from: string }> => {
+    const deadline = performance.now() + settleMs;
+    const ev = await qmp.waitEvent('DUMP_COMPLETED', settleMs, undefined, mark);
+    if (ev) {
+      const r = (ev.data['result'] ?? {}) as QmpObject;
+      return { status: String(r['status'] ?? 'unknown'), error: typeof ev.data['error'] === 'string' ? ev.data['error'] : null, completed: str(r['completed']), total: str(r['total']), from: 'DUMP_COMPLETED' };
+    }
+    // the event was lost with the connection (or never came): ask, on a new connection if need be
+    for (;;) {
+      const q = await ask('query-dump');
+      if (!q) return { status: 'unknown', error: 'QEMU exited', completed: null, total: null, from: 'none' };
+      if (q['status'] !== 'active' || performance.now() > deadline) {
+        return { status: String(q['status'] ?? 'unknown'), error: q['status'] === 'active' ? `still active after ${settleMs} ms` : null, completed: str(q['completed']), total: str(q['total']), from: 'query-dump' };
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  /** STOP/RESUME QEMU sent for our dump, and the guest's run state now, against what it was before. */
+  const guestAfter = async (dumpOver: boolean): Promise<void> => {
+    let stopSeen: boolean | undefined;
+    if (runningBefore && dumpOver && !qmp.closed) {
+      const stop = await qmp.waitEvent('STOP', 0, undefined, mark);
+      stopSeen = stop !== undefined;
+      const resume = await qmp.waitEvent('RESUME', RESUME_WAIT_MS, undefined, mark);
+      if (stop?.timestamp && resume?.timestamp) {
+        const us = (t: { seconds: number; microseconds: number }) => t.seconds * 1e6 + t.microseconds;
+        vm['pausedMs'] = Math.max(0, Math.round((us(resume.timestamp) - us(stop.timestamp)) / 1000));
+        vm['pausedMsFrom'] = 'QEMU STOP and RESUME event timestamps';
+      }
+      vm['resumeEventSeen'] = resume !== undefined;
+    }
+    const st = await ask('query-status');
+    if (!st) {
+      vm['statusAfter'] = 'QEMU exited';
+      vm['runningAfter'] = null;
+      guestWarning = runningBefore ? 'QEMU exited during the dump: the guest is gone' : 'QEMU exited during the dump';
+      vm['guestWarning'] = guestWarning;
+      return;
+    }
+    const runningAfter = st['running'] === true;
+    vm['statusAfter'] = String(st['status'] ?? 'unknown');
+    vm['runningAfter'] = runningAfter;
+    vm['resumed'] = runningBefore && runningAfter;
+    if (runningBefore && !runningAfter) {
+      // no STOP after our command: QEMU found the guest already paused (another client, between our query and the dump)
+      const why = !dumpOver ? ' (QEMU has not finished the dump)' : stopSeen === false ? ' (QEMU did not pause it for the dump: it was paused by someone else before the dump began)' : '';
+      guestWarning = `the guest was running before the dump and is now ${String(vm['statusAfter'])}${why}; resume it by hand (QMP "cont" / virsh resume) once you know why`;
+    }
+    else if (!runningBefore && runningAfter) guestWarning = `the guest was ${String(vm['statusBefore'])} before the dump and is now running (another client resumed it?)`;
+    if (guestWarning) vm['guestWarning'] = guestWarning;
+  };
+
   /** Checked as the container is finished: thrown there, the copy ends INCOMPLETE with this very message. */
   const verdict = (): void => {
     const d = vm['dump'] as { status: string; error: string | null } | undefined;
@@ -95,13 +182,14 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
   };
 
   const onAbort = () => {
-    log('stopping the VM dump and restoring the guest');
-    settle(false).catch(() => undefined);
+    log('stopping the VM dump; QEMU resumes the guest if it paused it');
+    void settle(false);
   };
   o.signal.addEventListener('abort', onAbort, { once: true });
+  let fdName: string | undefined;
   try {
     const status = await qmp.execute<QmpObject>('query-status');
-    wasRunning = status['running'] === true;
+    runningBefore = status['running'] === true;
     const name = await qmp.execute<QmpObject>('query-name').catch(() => ({}) as QmpObject);
     const uuid = await qmp.execute<QmpObject>('query-uuid').catch(() => ({}) as QmpObject);
     const version = await qmp.execute<QmpObject>('query-version');
@@ -109,48 +197,52 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
     const cap = await qmp.execute<QmpObject>('query-dump-guest-memory-capability');
     const prior = await qmp.execute<QmpObject>('query-dump').catch(() => ({}) as QmpObject);
     const q = (version['qemu'] ?? {}) as { major?: number; minor?: number; micro?: number };
-    const bytes = (v: unknown): bigint => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : 0n);
-    const memoryBytes = bytes(mem['base-memory']) + bytes(mem['plugged-memory']);
+    const memoryBytes = sizeOf(mem['base-memory']) + sizeOf(mem['plugged-memory']);
     Object.assign(vm, {
       name: typeof name['name'] === 'string' ? name['name'] : null,
-      uuid: typeof uuid['UUID'] === 'string' ? uuid['UUID'] : null,
+      // QEMU answers all zeros when the machine was started without -uuid: no identity, not a real UUID
+      uuid: typeof uuid['UUID'] === 'string' && !zeroUuid.test(uuid['UUID']) ? uuid['UUID'] : null,
       qemuVersion: `${q.major ?? '?'}.${q.minor ?? '?'}.${q.micro ?? '?'}${version['package'] ? ` ${String(version['package']).trim()}` : ''}`,
       memoryBytes: memoryBytes.toString(),
       statusBefore: String(status['status'] ?? 'unknown'),
-      runningBefore: wasRunning,
+      runningBefore,
+      runningAfter: null,
+      statusAfter: null,
       resumed: false,
       pausedMs: null,
     });
     const formats = Array.isArray(cap['formats']) ? cap['formats'] : [];
     if (!formats.includes('elf')) throw new MemdumpError('E_UNSUPPORTED', `this QEMU cannot write ELF memory dumps (it offers: ${formats.join(', ') || 'none'})`);
     if (prior['status'] === 'active') throw new MemdumpError('E_SOURCE_READ', 'QEMU is already writing a memory dump; wait for it to finish');
-    await o.precheck?.(memoryBytes);
+    const plan = await planOf(qmp, memoryBytes);
+    await o.precheck?.(plan);
 
-    const fifo = await makeFifo(o.fifoDir).catch((e: unknown) => {
-      throw isMemdumpError(e) ? e : fromSystemError(e, `creating a FIFO in ${o.fifoDir ?? 'the temporary directory'}`);
-    });
-    removeFifo = fifo.remove;
+    const pipe = openPipe();
     try {
-      reader = FifoReader.open(fifo.path);
+      reader = PipeReader.fromFd(pipe.readFd, { stallMs: o.stallTimeoutMs ?? 60_000 });
     } catch (e) {
-      throw fromSystemError(e, `opening the FIFO ${fifo.path}`);
-    }
-    if (o.signal.aborted) throw new MemdumpError('E_INTERRUPTED', 'interrupted before the guest was paused');
-    if (wasRunning) {
-      await qmp.execute('stop');
-      pausedAt = performance.now();
-      if (o.signal.aborted) throw new MemdumpError('E_INTERRUPTED', 'interrupted as the guest was paused');
-      log(vm['name'] ? `guest ${String(vm['name'])} paused` : 'guest paused');
+      closeFd(pipe.readFd);
+      closeFd(pipe.writeFd);
+      throw fromSystemError(e, 'reading the dump pipe');
     }
     try {
-      await qmp.execute('dump-guest-memory', { paging: false, detach: true, protocol: `file:${fifo.path}` });
+      fdName = `memdump-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+      await qmp.sendFd(fdName, pipe.writeFd);
+    } finally {
+      // QEMU holds its own copy now (or none): ours would keep the reader from ever seeing end-of-file
+      closeFd(pipe.writeFd);
+    }
+    if (o.signal.aborted) throw new MemdumpError('E_INTERRUPTED', 'interrupted before the dump started');
+    mark = qmp.lastEventSeq;
+    try {
+      await qmp.execute('dump-guest-memory', { paging: false, detach: true, protocol: `fd:${fdName}` });
     } catch (e) {
       const desc = isMemdumpError(e) ? String(e.details['qmpDesc'] ?? e.message) : String(e);
-      const hint = /open|permission|denied|access/i.test(desc) ? ` QEMU could not open the FIFO ${fifo.path}: if QEMU runs as another user, give --fifo-dir DIR with DIR writable by QEMU's group (e.g. install -d -m 2770 -g kvm DIR).` : '';
-      throw new MemdumpError('E_SOURCE_READ', `dump-guest-memory failed: ${desc}.${hint}`, { cause: e });
+      throw new MemdumpError('E_SOURCE_READ', `dump-guest-memory failed: ${desc}`, { cause: e });
     }
     dumpStarted = true;
-    reader.writerAttached();
+    fdName = undefined; // QEMU took it out of its table
+    log(runningBefore ? 'QEMU paused the guest for the dump' : `the guest is ${String(vm['statusBefore'])} and stays so`);
     if (o.signal.aborted) throw new MemdumpError('E_INTERRUPTED', 'interrupted as the dump started');
     const headers = await readDumpHeaders(reader);
     vm['memoryMap'] = headers.loads.map((l) => ({ ...rangeToJson(l), streamOffset: `0x${l.offset.toString(16)}` }));
@@ -158,7 +250,7 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
     vm['notes'] = headers.notes.length;
     if (headers.shortLoads > 0) vm['shortLoads'] = headers.shortLoads;
 
-    const source = new QemuDumpSource({ path: `qmp:${qmp.path}`, kind: VM_KIND, reader, headers, info: { vm }, atEnd });
+    const source = new QemuDumpSource({ path: `qmp:${qmp.path}`, kind: VM_KIND, reader, headers, info: { vm }, atEnd: () => settle(true) });
     const job = await runJob({
       ...o.job,
       source,
@@ -170,41 +262,71 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
       format: holdUntilSettled(o.job.format, () => settle(false), verdict),
       policy: { ...o.job.policy, fatal: STREAM_FATAL, signal: o.signal },
     });
-    await settle(false).catch(() => undefined);
-    return { job, resumeError };
+    await settle(false);
+    return { job, guestWarning };
+  } catch (e) {
+    await settle(false);
+    if (guestWarning && isMemdumpError(e)) {
+      e.details['guestWarning'] = guestWarning;
+      // the guest's state outranks the job's own failure: exit 5, the message says both
+      throw new MemdumpError('E_SOURCE_READ', `${guestWarning}; and the dump failed: ${e.code}: ${e.message}`, { cause: e, details: { ...e.details, guestWarning, failureCode: e.code } });
+    }
+    if (guestWarning) throw new MemdumpError('E_SOURCE_READ', `${guestWarning}; and the dump failed: ${(e as Error).message}`, { cause: e, details: { guestWarning } });
+    throw e;
   } finally {
     o.signal.removeEventListener('abort', onAbort);
-    await settle(false).catch(() => undefined);
     reader?.destroy(new MemdumpError('E_INTERRUPTED', 'closed'));
-    await removeFifo?.().catch(() => undefined);
+    if (fdName && !qmp.closed) await qmp.execute('closefd', { fdname: fdName }, 5_000).catch(() => undefined);
     qmp.close();
-    if (resumeError) log(`WARNING: the guest was running and could not be resumed: ${resumeError}; resume it by hand (QMP "cont" / virsh resume)`);
+    if (guestWarning) warn(`WARNING: ${guestWarning}`);
   }
 }
 
-/** DUMP_COMPLETED (or query-dump once the event window passes): QEMU's own verdict on the dump. */
-async function dumpOutcome(qmp: QmpClient, timeoutMs: number): Promise<{ status: string; error: string | null; completed: string | null; total: string | null }> {
-  const ev = await qmp.waitEvent('DUMP_COMPLETED', timeoutMs);
-  if (ev) {
-    const r = (ev.data['result'] ?? {}) as QmpObject;
-    return { status: String(r['status'] ?? 'unknown'), error: typeof ev.data['error'] === 'string' ? ev.data['error'] : null, completed: r['completed'] == null ? null : String(r['completed']), total: r['total'] == null ? null : String(r['total']) };
-  }
-  const q = await qmp.execute<QmpObject>('query-dump').catch(() => ({}) as QmpObject);
-  return { status: String(q['status'] ?? 'unknown'), error: 'no DUMP_COMPLETED event', completed: q['completed'] == null ? null : String(q['completed']), total: q['total'] == null ? null : String(q['total']) };
+function str(v: unknown): string | null {
+  return v == null ? null : String(v);
 }
 
-/** `cont`, retried while QEMU still winds the dump down ("There is a dump in process"). */
-async function resume(qmp: QmpClient, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      await qmp.execute('cont');
-      return;
-    } catch (e) {
-      if (!/dump in process/i.test((e as Error).message) || performance.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 50));
+function sizeOf(v: unknown): bigint {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : 0n;
+}
+
+/**
+ * The RAM ranges QEMU will dump, from `info mtree -f` (the flat view of the system address space: RAM and ROM
+ * blocks are what dump-guest-memory writes). If the monitor will not tell, an upper estimate: x86 machines
+ * split RAM above 2 GiB (q35) or 3 GiB (pc) around the PCI hole, so the highest address is at most RAM + 2 GiB.
+ */
+async function planOf(qmp: QmpClient, memoryBytes: bigint): Promise<VmPlan> {
+  const text = await qmp.execute<unknown>('human-monitor-command', { 'command-line': 'info mtree -f' }).catch(() => null);
+  const ranges = typeof text === 'string' ? parseMtreeRam(text) : [];
+  if (ranges.length > 0) return { memoryBytes, ranges, mapFrom: 'mtree' };
+  const low = 2n << 30n;
+  const est = memoryBytes <= low ? [{ start: 0n, end: memoryBytes }] : [{ start: 0n, end: low }, { start: 4n << 30n, end: (4n << 30n) + memoryBytes - low + (2n << 30n) }];
+  return { memoryBytes, ranges: est, mapFrom: 'estimate' };
+}
+
+/** RAM/ROM ranges of the flat view that serves address space "memory", merged and sorted. Bounded by the text. */
+export function parseMtreeRam(text: string): Range[] {
+  const out: { start: bigint; end: bigint }[] = [];
+  let inMemory = false;
+  let inView = false;
+  for (const line of text.split('\n').slice(0, 100_000)) {
+    if (/^FlatView #/.test(line)) {
+      inView = true;
+      inMemory = false;
+      continue;
     }
+    if (inView && /^\s*AS "memory"/.test(line)) inMemory = true;
+    if (!inMemory) continue;
+    const m = /^\s*([0-9a-f]{1,16})-([0-9a-f]{1,16}) \(prio -?\d+, (ram|rom)\)/.exec(line);
+    if (!m) continue;
+    const start = BigInt('0x' + m[1]);
+    const end = BigInt('0x' + m[2]) + 1n;
+    if (end <= start) continue;
+    const last = out[out.length - 1];
+    if (last && last.end === start) last.end = end;
+    else out.push({ start, end });
   }
+  return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
 }
 
 /**
@@ -266,16 +388,23 @@ export async function acquireVmLibvirt(o: VmLibvirtOptions): Promise<VmResult> {
     const args = [...(o.connect ? ['--connect', o.connect] : []), 'dump', '--memory-only', '--format', 'elf', o.domain, tmp];
     o.log?.(`${virsh} ${args.join(' ')}`);
     const started = performance.now();
-    await new Promise<void>((res, rej) =>
-      execFile(virsh, args, { maxBuffer: 1 << 20, ...(o.job.policy.signal ? { signal: o.job.policy.signal } : {}) }, (e, _out, stderr) => {
+    const signal = o.job.policy.signal;
+    if (signal?.aborted) throw new MemdumpError('E_INTERRUPTED', `interrupted before virsh dumped ${o.domain}`);
+    await new Promise<void>((res, rej) => {
+      const child = execFile(virsh, args, { maxBuffer: 1 << 20 }, (e, _out, stderr) => {
+        signal?.removeEventListener('abort', cancel);
         if (!e) return res();
         const errno = (e as NodeJS.ErrnoException).code;
-        if (o.job.policy.signal?.aborted) return rej(new MemdumpError('E_INTERRUPTED', `interrupted while virsh dumped ${o.domain}`));
+        if (signal?.aborted) return rej(new MemdumpError('E_INTERRUPTED', `interrupted while virsh dumped ${o.domain}`));
         if (errno === 'ENOENT') return rej(new MemdumpError('E_NOT_FOUND', `${virsh} not found (install libvirt-clients)`, { cause: e }));
         const msg = String(stderr).trim().split('\n').pop() || e.message;
         rej(new MemdumpError(/not found|no domain|failed to get domain/i.test(msg) ? 'E_NOT_FOUND' : /denied|permission/i.test(msg) ? 'E_PERMISSION' : 'E_SOURCE_READ', `virsh dump of ${o.domain} failed: ${msg}`, { cause: e, details: { stderr: String(stderr).slice(-2000) } }));
-      }),
-    );
+      });
+      // virsh cancels the libvirt dump job on SIGINT (its Ctrl-C handler); SIGTERM would end virsh and leave the
+      // job running in libvirtd, still writing (and the domain still paused). execFile's own `signal` sends SIGTERM.
+      const cancel = () => child.kill('SIGINT');
+      signal?.addEventListener('abort', cancel, { once: true });
+    });
     const dumpMs = Math.round(performance.now() - started);
     await fsp.chmod(tmp, 0o600).catch(() => undefined);
     const img = await openImage(tmp);
@@ -316,10 +445,10 @@ export async function acquireVmLibvirt(o: VmLibvirtOptions): Promise<VmResult> {
       notes: source.notes,
       context: undefined,
     });
-    return { job, resumeError: null };
+    return { job, guestWarning: null };
   } finally {
     await source?.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
+    await fsp.unlink(tmp).catch(() => undefined);
   }
 }
 

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MemdumpError } from '../core/errors.js';
-import { QmpClient, qmpSocketPath } from './qmp-client.js';
+import { fakeQemu } from '../../test/helpers/vm-fake.js';
+import { QmpClient, closeFd, openPipe, qmpSocketPath } from './qmp-client.js';
 
 type Handler = (cmd: { execute: string; arguments?: Record<string, unknown>; id?: string }, sock: Socket) => void;
 
@@ -140,4 +141,22 @@ test('a peer that never greets is E_SOURCE_READ after the connect timeout', asyn
     rmSync(dir, { recursive: true, force: true });
   });
   await assert.rejects(QmpClient.connect(path, { timeoutMs: 50 }), (e: MemdumpError) => e.code === 'E_SOURCE_READ' && /no greeting/.test(e.message));
+});
+
+test('sendFd: the descriptor arrives with the getfd bytes (SCM_RIGHTS); the peer holds it under that name', async (t) => {
+  const q = await fakeQemu(t, { running: false, stream: Buffer.alloc(0), verdict: 'completed' });
+  const c = await QmpClient.connect(q.path);
+  t.after(() => c.close());
+  const { readFd, writeFd } = openPipe();
+  try {
+    await c.sendFd('evidence', writeFd);
+  } finally {
+    closeFd(writeFd);
+    closeFd(readFd);
+  }
+  assert.deepEqual(q.seen.filter((x) => x.cmd === 'getfd'), [{ cmd: 'getfd', fds: 1 }]);
+  await c.execute('closefd', { fdname: 'evidence' });
+  await assert.rejects(c.execute('closefd', { fdname: 'evidence' }), (e: MemdumpError) => e.code === 'E_SOURCE_READ' && /not found/.test(e.message));
+  // a plain execute carries no descriptor: the peer refuses getfd
+  await assert.rejects(c.execute('getfd', { fdname: 'none' }), (e: MemdumpError) => /SCM_RIGHTS/.test(e.message));
 });

@@ -1,3 +1,5 @@
+import { closeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createConnection, type Socket } from 'node:net';
 import { MemdumpError, errnoOf } from '../core/errors.js';
 
@@ -13,6 +15,8 @@ export type QmpValue = null | boolean | number | string | QmpValue[] | { [k: str
 export type QmpObject = { [k: string]: QmpValue };
 
 export interface QmpEvent {
+  /** Arrival order on this connection, from 1: tells events after a command from those before it. */
+  seq: number;
   event: string;
   data: QmpObject;
   timestamp: { seconds: number; microseconds: number } | null;
@@ -52,6 +56,7 @@ export class QmpClient {
   private readonly eventWaiters = new Set<() => void>();
   private buf = '';
   private nextId = 1;
+  private eventSeq = 0;
   private closedWith: Error | undefined;
 
   private constructor(
@@ -105,6 +110,25 @@ export class QmpClient {
 
   /** Run a command; its `return` value, or E_SOURCE_READ carrying QEMU's error class and description. */
   execute<T = QmpValue>(command: string, args?: QmpObject, timeoutMs = this.commandTimeoutMs): Promise<T> {
+    return this.send<T>(command, args, timeoutMs, (line) => {
+      this.sock.write(line);
+    });
+  }
+
+  /**
+   * `getfd`: hand QEMU the descriptor `fd` under `name` (SCM_RIGHTS on the monitor socket, sent with the command
+   * bytes themselves, as QEMU takes the descriptors that arrived with the command). Nothing else is written
+   * meanwhile: the message goes out in one sendmsg on the socket's own descriptor once Node's queue is empty.
+   */
+  async sendFd(name: string, fd: number, timeoutMs = this.commandTimeoutMs): Promise<void> {
+    if (this.closedWith) throw this.closedWith;
+    const sockFd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof sockFd !== 'number' || sockFd < 0) throw new MemdumpError('E_UNSUPPORTED', `QMP ${this.path}: the monitor socket's descriptor is not reachable; cannot pass a descriptor to QEMU`);
+    while (this.sock.writableLength > 0) await new Promise((r) => this.sock.once('drain', r));
+    await this.send('getfd', { fdname: name }, timeoutMs, (line) => sendWithFd(sockFd, Buffer.from(line), fd));
+  }
+
+  private send<T>(command: string, args: QmpObject | undefined, timeoutMs: number, write: (line: string) => void): Promise<T> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const id = `memdump-${this.nextId++}`;
     return new Promise<T>((resolve, reject) => {
@@ -113,17 +137,28 @@ export class QmpClient {
         reject(new MemdumpError('E_SOURCE_READ', `QMP ${this.path}: ${command} got no answer within ${timeoutMs} ms`, { details: { command } }));
       }, timeoutMs);
       this.pending.set(id, { command, resolve: resolve as (v: QmpValue) => void, reject, timer });
-      this.sock.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id }) + '\n');
+      try {
+        write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id }) + '\n');
+      } catch (e) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(e);
+      }
     });
+  }
+
+  /** Sequence number of the last event received so far (0: none). */
+  get lastEventSeq(): number {
+    return this.eventSeq;
   }
 
   /**
    * The first buffered or future event named `name` (removed from the buffer), or undefined after timeoutMs.
    * `signal` ends the wait early (undefined).
    */
-  async waitEvent(name: string, timeoutMs: number, signal?: AbortSignal): Promise<QmpEvent | undefined> {
+  async waitEvent(name: string, timeoutMs: number, signal?: AbortSignal, afterSeq = 0): Promise<QmpEvent | undefined> {
     const take = () => {
-      const i = this.events.findIndex((e) => e.event === name);
+      const i = this.events.findIndex((e) => e.event === name && e.seq > afterSeq);
       return i < 0 ? undefined : this.events.splice(i, 1)[0];
     };
     const now = take();
@@ -186,6 +221,7 @@ export class QmpClient {
     if (typeof m['event'] === 'string') {
       const ts = m['timestamp'] as { seconds?: number; microseconds?: number } | undefined;
       this.events.push({
+        seq: ++this.eventSeq,
         event: m['event'],
         data: m['data'] && typeof m['data'] === 'object' && !Array.isArray(m['data']) ? (m['data'] as QmpObject) : {},
         timestamp: ts && typeof ts.seconds === 'number' ? { seconds: ts.seconds, microseconds: ts.microseconds ?? 0 } : null,
@@ -217,6 +253,87 @@ export class QmpClient {
       p.reject(new MemdumpError('E_SOURCE_READ', `QMP ${this.path}: connection lost while waiting for ${p.command}: ${e.message}`, { cause: e }));
     }
     for (const w of [...this.eventWaiters]) w();
+  }
+}
+
+/** The bound libc calls for descriptor passing; loaded on first use so other commands never load koffi. */
+interface FdCalls {
+  pipe2(fds: Buffer, flags: number): number;
+  sendmsg(fd: number, msg: Buffer, flags: number): number | bigint;
+  errno(): number;
+  address(b: Buffer): bigint;
+}
+let fdCalls: FdCalls | undefined;
+
+function calls(): FdCalls {
+  if (fdCalls) return fdCalls;
+  if (process.platform !== 'linux' || process.arch !== 'x64') throw new MemdumpError('E_UNSUPPORTED', `passing a descriptor to QEMU needs Linux on x86-64 (this is ${process.platform}/${process.arch})`);
+  let koffi: typeof import('koffi');
+  try {
+    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  } catch (e) {
+    throw new MemdumpError('E_UNSUPPORTED', `the koffi FFI module could not be loaded (${(e as Error).message}); reinstall with npm ci`, { cause: e });
+  }
+  const libc = koffi.load('libc.so.6');
+  fdCalls = {
+    pipe2: libc.func('int pipe2(void *fds, int flags)') as FdCalls['pipe2'],
+    sendmsg: libc.func('long sendmsg(int fd, void *msg, int flags)') as FdCalls['sendmsg'],
+    errno: () => koffi.errno(),
+    address: (b) => BigInt(koffi.address(b) as unknown as bigint),
+  };
+  return fdCalls;
+}
+
+const O_CLOEXEC = 0o2000000;
+const EAGAIN = 11;
+const EINTR = 4;
+const MSG_NOSIGNAL = 0x4000;
+
+/**
+ * A pipe whose ends are close-on-exec, so no child we start (virsh, compressors) inherits the write end and keeps
+ * the reader from ever seeing end-of-file.
+ */
+export function openPipe(): { readFd: number; writeFd: number } {
+  const b = Buffer.alloc(8);
+  if (Number(calls().pipe2(b, O_CLOEXEC)) !== 0) throw new MemdumpError('E_SOURCE_READ', `pipe2 failed: errno ${calls().errno()}`);
+  return { readFd: b.readInt32LE(0), writeFd: b.readInt32LE(4) };
+}
+
+export function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed: nothing held
+  }
+}
+
+/** One sendmsg of `payload` with `fd` as SCM_RIGHTS ancillary data (x86-64 struct layouts). */
+function sendWithFd(sockFd: number, payload: Buffer, fd: number): void {
+  const c = calls();
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(c.address(payload), 0);
+  iov.writeBigUInt64LE(BigInt(payload.length), 8);
+  // cmsghdr {size_t len; int level; int type;} + one int, padded to CMSG_SPACE(4) = 24
+  const control = Buffer.alloc(24);
+  control.writeBigUInt64LE(20n, 0);
+  control.writeInt32LE(1, 8); // SOL_SOCKET
+  control.writeInt32LE(1, 12); // SCM_RIGHTS
+  control.writeInt32LE(fd, 16);
+  const msg = Buffer.alloc(56);
+  msg.writeBigUInt64LE(c.address(iov), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  msg.writeBigUInt64LE(c.address(control), 32);
+  msg.writeBigUInt64LE(BigInt(control.length), 40);
+  // a non-blocking socket with an empty queue takes a 100-byte message at once; EAGAIN only if the peer stalls
+  for (let tries = 0; ; tries++) {
+    const n = Number(c.sendmsg(sockFd, msg, MSG_NOSIGNAL));
+    if (n === payload.length) return;
+    const errno = n < 0 ? c.errno() : 0;
+    if (n < 0 && (errno === EAGAIN || errno === EINTR) && tries < 1000) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      continue;
+    }
+    throw new MemdumpError('E_SOURCE_READ', n < 0 ? `sendmsg on the QMP socket failed: errno ${errno}` : `sendmsg on the QMP socket sent ${n} of ${payload.length} bytes`, { details: { errno } });
   }
 }
 

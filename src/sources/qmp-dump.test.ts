@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { statSync, writeFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -7,7 +7,8 @@ import { MemdumpError } from '../core/errors.js';
 import { encodeNote } from '../formats/elf-parse.js';
 import { Prng } from '../../test/helpers/prng.js';
 import { type Seg, qemuLikeElf } from '../../test/helpers/vm-elf.js';
-import { FifoReader, QemuDumpSource, type DumpHeaders, makeFifo, readDumpHeaders } from './qmp-dump.js';
+import { PipeReader, QemuDumpSource, type DumpHeaders, readDumpHeaders } from './qmp-dump.js';
+import { openPipe } from './qmp-client.js';
 
 /** Feed `buf` in uneven pieces, as a pipe delivers it. */
 function streamOf(buf: Buffer, seed = 1): Readable {
@@ -22,7 +23,7 @@ function streamOf(buf: Buffer, seed = 1): Readable {
 }
 
 function sourceOf(buf: Buffer, atEnd: () => Promise<void> = async () => undefined, highWater?: number) {
-  const reader = new FifoReader(streamOf(buf), undefined, highWater);
+  const reader = new PipeReader(streamOf(buf), highWater === undefined ? {} : { highWater });
   return readDumpHeaders(reader).then((headers: DumpHeaders) => ({ reader, headers, src: new QemuDumpSource({ path: 'test', kind: 'file', reader, headers, info: {}, atEnd }) }));
 }
 
@@ -97,7 +98,7 @@ test('a read out of order is E_UNSUPPORTED; a stream cut short is E_TRUNCATED an
 
 test('destroy() fails a pending read with the given coded error', async () => {
   const never = new Readable({ read() {} });
-  const r = new FifoReader(never);
+  const r = new PipeReader(never);
   const p = r.read(Buffer.alloc(10), 0, 10);
   r.destroy(new MemdumpError('E_INTERRUPTED', 'stop'));
   await assert.rejects(p, (e: MemdumpError) => e.code === 'E_INTERRUPTED');
@@ -113,9 +114,9 @@ test('layouts a forward pass cannot serve are refused with E_UNSUPPORTED', async
     ],
     Buffer.alloc(0),
   );
-  await assert.rejects(readDumpHeaders(new FifoReader(streamOf(desc))), (e: MemdumpError) => e.code === 'E_UNSUPPORTED');
+  await assert.rejects(readDumpHeaders(new PipeReader(streamOf(desc))), (e: MemdumpError) => e.code === 'E_UNSUPPORTED');
   const noLoads = qemuLikeElf([], encodeNote({ name: 'CORE', type: 1, desc: Buffer.alloc(8) }));
-  await assert.rejects(readDumpHeaders(new FifoReader(streamOf(noLoads))), (e: MemdumpError) => e.code === 'E_CORRUPT');
+  await assert.rejects(readDumpHeaders(new PipeReader(streamOf(noLoads))), (e: MemdumpError) => e.code === 'E_CORRUPT');
 });
 
 test('property: mutated headers only ever fail with coded errors, and never hang', async () => {
@@ -144,21 +145,51 @@ test('property: mutated headers only ever fail with coded errors, and never hang
   );
 });
 
-test('makeFifo: a FIFO in a private 0700 directory, removed with it; --fifo-dir: group-shared 0660', async (t) => {
-  const f = await makeFifo();
-  const st = statSync(f.path);
-  assert.ok(st.isFIFO());
-  assert.equal(st.mode & 0o777, 0o600);
-  assert.equal(statSync(f.dir).mode & 0o777, 0o700);
-  await f.remove();
-  assert.throws(() => statSync(f.dir));
+test('stall: no byte for stallMs fails a waiting read with E_SOURCE_READ and closes the stream', async () => {
+  let destroyed = false;
+  const never = new Readable({
+    read() {},
+    destroy(_e, cb) {
+      destroyed = true;
+      cb(null);
+    },
+  });
+  never.push(Buffer.alloc(10));
+  const r = new PipeReader(never, { stallMs: 200 });
+  assert.equal(await r.read(Buffer.alloc(10), 0, 10), 10, 'buffered bytes are served');
+  await assert.rejects(r.read(Buffer.alloc(10), 0, 10), (e: MemdumpError) => e.code === 'E_SOURCE_READ' && /no byte/.test(e.message));
+  assert.equal(destroyed, true, 'our end is closed, so the writer gets EPIPE');
+});
 
-  const shared = await makeFifo();
-  const dir = shared.dir; // any existing directory will do
-  const g = await makeFifo(dir);
-  t.after(() => shared.remove());
-  assert.equal(statSync(g.path).mode & 0o777, 0o660);
-  await g.remove();
-  assert.ok(statSync(dir).isDirectory(), 'the shared directory itself is kept');
-  writeFileSync(`${dir}/x`, '');
+test('atEnd runs after the last byte of the last run even if end-of-file never comes; the tail drains beside it', async () => {
+  const rng = new Prng(3);
+  const segs: Seg[] = [{ paddr: 0x1000n, data: rng.bytes(70_000), gap: 0 }];
+  const whole = qemuLikeElf(segs, Buffer.alloc(0), 5);
+  const open = new Readable({ read() {} });
+  open.push(whole); // and never ends
+  const reader = new PipeReader(open);
+  const headers = await readDumpHeaders(reader);
+  let ended = 0;
+  const src = new QemuDumpSource({ path: 't', kind: 'file', reader, headers, info: {}, atEnd: async () => {
+    ended++;
+    open.push(null); // QEMU closes the pipe only once it has reported the dump
+  } });
+  const got = await readAll(src, 30_000);
+  assert.ok(got[0]!.equals(segs[0]!.data));
+  assert.equal(ended, 1);
+  assert.equal(src.info['trailingStreamBytes'], '5');
+});
+
+test('a real pipe: openPipe + fromFd read what the write end carries; end-of-file once every write end is closed', async () => {
+  const { readFd, writeFd } = openPipe();
+  const r = PipeReader.fromFd(readFd);
+  const data = new Prng(11).bytes(200_000);
+  const w = createWriteStream('', { fd: writeFd });
+  w.end(data);
+  const buf = Buffer.alloc(data.length);
+  let got = 0;
+  for (let n; (n = await r.read(buf, got, buf.length - got)) > 0; ) got += n;
+  assert.equal(got, data.length);
+  assert.ok(buf.equals(data));
+  r.destroy(new MemdumpError('E_INTERRUPTED', 'done'));
 });

@@ -1,9 +1,5 @@
-import { execFile } from 'node:child_process';
-import { constants, openSync, closeSync, promises as fsp } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ByteReader, corrupt, truncated } from '../core/bytes.js';
 import { MemdumpError, hex } from '../core/errors.js';
 import type { Range } from '../core/ranges.js';
@@ -12,7 +8,7 @@ import type { ImageNote } from '../formats/types.js';
 import type { PhysicalSource, SourceKind } from './types.js';
 
 /**
- * QEMU's dump-guest-memory written into a FIFO and read as a stream: the ELF header, program headers and notes
+ * QEMU's dump-guest-memory written into a pipe (its write end handed to QEMU with getfd) and read as a stream: the ELF header, program headers and notes
  * first, then each PT_LOAD's bytes in file order. Nothing of the guest touches our disk except the evidence
  * container itself, and no second copy of the memory is needed. The price is that reads are strictly sequential:
  * the source serves runs in order and each run front to back, which is exactly how copyMemory asks.
@@ -24,76 +20,43 @@ export const STREAM_FATAL: ReadonlySet<string> = new Set(['E_SOURCE_READ', 'E_TR
 const MAX_TRAILING = 64n << 20n;
 const MAX_PHNUM = 0xfffe;
 
-export interface Fifo {
-  path: string;
-  dir: string;
-  /** Remove the FIFO (and the private directory memdump made). */
-  remove(): Promise<void>;
+export interface PipeReaderOptions {
+  /** Pause the stream above this many buffered bytes (the writer then blocks in the kernel, not in our memory). */
+  highWater?: number;
+  /**
+   * No byte for this long while a read waits: fail with E_SOURCE_READ and close our end, so QEMU's next write fails
+   * (EPIPE), its dump ends and QEMU resumes the guest it paused. 0 = never.
+   */
+  stallMs?: number;
 }
 
 /**
- * A FIFO QEMU can open by name. Default: in a fresh 0700 directory, mode 0600 (QEMU must run as our user or root).
- * With `shareDir`, in that directory, mode 0660 and group of the directory, so a QEMU running as another user in
- * that group (libvirt-qemu in kvm) can open it while other users cannot inject bytes.
+ * The reading end of the pipe QEMU writes the dump into. Bytes are buffered up to a bound; beyond it the stream
+ * is paused, so a slow sink holds QEMU back through the pipe instead of growing our memory.
  */
-export async function makeFifo(shareDir?: string): Promise<Fifo> {
-  const own = shareDir === undefined;
-  const dir = own ? await fsp.mkdtemp(join(tmpdir(), 'memdump-vm-')) : shareDir;
-  if (own) await fsp.chmod(dir, 0o700);
-  const name = `memdump-${process.pid}-${Math.random().toString(36).slice(2, 10)}.fifo`;
-  const path = join(dir, name);
-  try {
-    await new Promise<void>((res, rej) => execFile('mkfifo', ['-m', own ? '600' : '660', path], (e, _o, stderr) => (e ? rej(new MemdumpError(/denied/i.test(String(stderr)) ? 'E_PERMISSION' : 'E_SOURCE_READ', `mkfifo ${path}: ${String(stderr).trim() || e.message}`, { cause: e })) : res())));
-    if (!own) {
-      const st = await fsp.stat(dir);
-      await fsp.chown(path, -1, st.gid).catch(() => undefined);
-    }
-  } catch (e) {
-    if (own) await fsp.rm(dir, { recursive: true, force: true });
-    throw e;
-  }
-  return {
-    path,
-    dir,
-    remove: async () => {
-      await fsp.rm(own ? dir : path, { recursive: true, force: true });
-    },
-  };
-}
-
-/**
- * The reading end of the FIFO, opened before QEMU opens its end. O_NONBLOCK lets the open return at once; a second,
- * writing descriptor of our own keeps the reader from seeing end-of-file before QEMU has opened the FIFO. Call
- * `writerAttached()` once QEMU holds its end (the dump command returned): from then on EOF means QEMU closed it.
- */
-export class FifoReader {
+export class PipeReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  private readonly highWater: number;
+  private readonly stallMs: number;
   /** Stream offset of the next byte read() returns. */
   position = 0n;
 
-  /** Open the FIFO at `path` for reading, before QEMU opens it for writing. */
-  static open(path: string, highWater?: number): FifoReader {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    let placeholder: number;
-    try {
-      placeholder = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
-    } catch (e) {
-      closeSync(fd);
-      throw e;
-    }
-    return new FifoReader(new Socket({ fd, readable: true, writable: false }), placeholder, highWater);
+  /** Read the pipe end `fd` (owned from now on: closed when the reader is destroyed or the stream ends). */
+  static fromFd(fd: number, o: PipeReaderOptions = {}): PipeReader {
+    return new PipeReader(new Socket({ fd, readable: true, writable: false }), o);
   }
 
-  /** `stream`: any byte stream (tests feed a Readable); `placeholder`: our own writing descriptor, if any. */
+  /** `stream`: any byte stream (tests feed a Readable). */
   constructor(
     private readonly sock: Readable,
-    private placeholder?: number,
-    private readonly highWater = 8 << 20,
+    o: PipeReaderOptions = {},
   ) {
+    this.highWater = o.highWater ?? 8 << 20;
+    this.stallMs = o.stallMs ?? 0;
     this.sock.on('data', (c: Buffer) => {
       this.chunks.push(c);
       this.buffered += c.length;
@@ -111,19 +74,17 @@ export class FifoReader {
     });
   }
 
-  writerAttached(): void {
-    if (this.placeholder !== undefined) closeSync(this.placeholder);
-    this.placeholder = undefined;
-  }
-
   /** Stop reading: QEMU's next write fails with EPIPE and its dump ends. A pending read rejects with `reason`. */
   destroy(reason: Error): void {
     this.failure ??= reason;
-    this.writerAttached();
     this.sock.destroy();
     this.chunks = [];
     this.buffered = 0;
     this.notify();
+  }
+
+  get destroyed(): boolean {
+    return this.failure !== undefined;
   }
 
   /** Up to `len` bytes into buf[off…]; 0 only at end of stream. */
@@ -131,7 +92,7 @@ export class FifoReader {
     while (this.buffered === 0) {
       if (this.failure) throw this.failure;
       if (this.ended) return 0;
-      await new Promise<void>((r) => (this.wake = r));
+      await this.waitForData();
     }
     if (this.failure) throw this.failure;
     let n = 0;
@@ -173,6 +134,21 @@ export class FifoReader {
     return skipped;
   }
 
+  private waitForData(): Promise<void> {
+    return new Promise<void>((r) => {
+      const timer =
+        this.stallMs > 0
+          ? setTimeout(() => {
+              this.destroy(new MemdumpError('E_SOURCE_READ', `QEMU sent no byte of the dump for ${Math.round(this.stallMs / 1000)} s at stream offset ${hex(this.position)}; closed the stream so QEMU ends the dump (--stall-timeout)`, { details: { streamOffset: hex(this.position), stallMs: this.stallMs } }));
+            }, this.stallMs)
+          : undefined;
+      this.wake = () => {
+        if (timer) clearTimeout(timer);
+        r();
+      };
+    });
+  }
+
   private notify(): void {
     const w = this.wake;
     this.wake = undefined;
@@ -200,7 +176,7 @@ export interface DumpHeaders {
  * the layout must be one a single forward pass can serve: notes before the first PT_LOAD's bytes, PT_LOAD bytes in
  * ascending file offset and ascending, disjoint physical address (what QEMU writes with paging:false).
  */
-export async function readDumpHeaders(r: FifoReader): Promise<DumpHeaders> {
+export async function readDumpHeaders(r: PipeReader): Promise<DumpHeaders> {
   const eh = new ByteReader(await r.readExact(EHDR_SIZE, 'ELF header'), 0n, 'ELF header');
   if (!isElf64Le(eh.buf)) throw new MemdumpError('E_UNSUPPORTED', 'QEMU did not write a little-endian ELF64 dump (a 32-bit or big-endian guest?); dump it to a file and use memdump convert');
   const machine = eh.u16(18);
@@ -250,12 +226,12 @@ export async function readDumpHeaders(r: FifoReader): Promise<DumpHeaders> {
 export interface QemuDumpSourceOptions {
   path: string;
   kind: SourceKind;
-  reader: FifoReader;
+  reader: PipeReader;
   headers: DumpHeaders;
   info: Record<string, unknown>;
   /**
-   * Runs once the last byte of the last run has been read and the stream drained, before that byte is handed on:
-   * confirms QEMU's success and resumes the guest. If it throws, the read fails and the copy is INCOMPLETE.
+   * Runs once the last byte of the last run has been read, before that byte is handed on (the stream's tail drains
+   * meanwhile): waits for QEMU's verdict on the dump. If it throws, the read fails and the copy is INCOMPLETE.
    */
   atEnd: () => Promise<void>;
 }
@@ -313,16 +289,24 @@ export class QemuDumpSource implements PhysicalSource {
     this.next = addr + BigInt(n);
     if (this.next === load.end && this.run === loads.length - 1 && !this.finished) {
       this.finished = true;
-      const scratch = Buffer.allocUnsafe(64 << 10);
-      let trailing = 0n;
-      for (let m; (m = await this.o.reader.read(scratch, 0, scratch.length)) > 0; ) {
-        trailing += BigInt(m);
-        if (trailing > MAX_TRAILING) throw new MemdumpError('E_UNSUPPORTED', `QEMU's dump has more than ${MAX_TRAILING} bytes after the last PT_LOAD`);
-      }
-      if (trailing > 0n) this.info['trailingStreamBytes'] = trailing.toString();
+      // QEMU's verdict first, while the rest of the stream drains beside it: end-of-file alone proves nothing
+      // (QEMU closes the pipe on failure too) and, if anything else held the write end, would never come
+      const drain = this.drainTrailing();
+      drain.catch(() => undefined);
       await this.o.atEnd();
+      await drain;
     }
     return n;
+  }
+
+  private async drainTrailing(): Promise<void> {
+    const scratch = Buffer.allocUnsafe(64 << 10);
+    let trailing = 0n;
+    for (let m; (m = await this.o.reader.read(scratch, 0, scratch.length)) > 0; ) {
+      trailing += BigInt(m);
+      if (trailing > MAX_TRAILING) throw new MemdumpError('E_UNSUPPORTED', `QEMU's dump has more than ${MAX_TRAILING} bytes after the last PT_LOAD`);
+    }
+    if (trailing > 0n) this.info['trailingStreamBytes'] = trailing.toString();
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
  * dump-guest-memory ELF made by the real QEMU, or fails the way virsh does.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openImage } from '../../src/formats/registry.js';
@@ -82,4 +82,36 @@ test('vm --libvirt: virsh dump ELF converted through the pipeline, same memory, 
   assert.equal(none.code, 3, none.stderr);
   assert.match(none.stderr, /virsh not found/);
   assert.deepEqual(readdirSync(outDir).length, 3);
+});
+
+test('vm --libvirt interrupted: virsh gets SIGINT (its cancel of the libvirt dump job), the temporary file is removed', { skip, timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  const got = join(dir, 'virsh.signal');
+  const started = join(dir, 'virsh.started');
+  // a virsh whose dump never ends; it records the signal that stops it, as real virsh cancels the job on SIGINT
+  writeFileSync(
+    join(bin, 'virsh'),
+    `#!/bin/sh
+trap 'echo INT > "${got}"; exit 1' INT
+trap 'echo TERM > "${got}"; exit 1' TERM
+for last; do :; done
+echo partial > "$last"
+: > "${started}"
+while :; do sleep 0.05; done
+`,
+  );
+  chmodSync(join(bin, 'virsh'), 0o755);
+  const outDir = join(dir, 'out');
+  mkdirSync(outDir);
+  let pid = 0;
+  const run = runCli(['vm', '--libvirt', 'web1', '-o', join(outDir, 'web1.lime')], { env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}` }, onSpawn: (p) => (pid = p) });
+  while (!existsSync(started)) await new Promise((r) => setTimeout(r, 20));
+  process.kill(pid, 'SIGTERM');
+  const r = await run;
+  assert.notEqual(r.code, 0, r.stderr);
+  while (!existsSync(got)) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(readFileSync(got, 'utf8').trim(), 'INT');
+  assert.deepEqual(readdirSync(outDir), [], 'the temporary ELF is removed');
 });

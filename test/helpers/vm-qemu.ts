@@ -8,6 +8,8 @@ export const qemuBinary = findExecutable('qemu-system-x86_64');
 
 export interface BareGuest {
   sock: string;
+  /** A second monitor, connected for the whole test (watches events, acts as "another operator"). */
+  watch: QmpClient;
   child: ChildProcess;
   /** A fresh monitor connection (QEMU serves one client at a time: close it before memdump connects). */
   qmp(): Promise<QmpClient>;
@@ -21,32 +23,32 @@ export interface BareGuest {
 export async function startBareGuest(t: { after: (fn: () => void | Promise<void>) => void }, dir: string, o: { memMiB: number; paused: boolean; name?: string; uid?: number }): Promise<BareGuest> {
   if (!qemuBinary) throw new Error('qemu-system-x86_64 not installed');
   const sock = join(dir, 'qmp.sock');
-  const args = [...(o.paused ? ['-S'] : []), '-m', String(o.memMiB), '-accel', 'tcg', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server,nowait`];
+  const watchSock = join(dir, 'watch.sock');
+  const args = [...(o.paused ? ['-S'] : []), '-m', String(o.memMiB), '-accel', 'tcg', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server,nowait`, '-qmp', `unix:${watchSock},server,nowait`];
   if (o.name) args.push('-name', o.name, '-uuid', '5c3a3f0e-6a3b-4d1c-9a7e-0123456789ab');
   // setpriv execs QEMU in place (no intermediate process), so killing the child kills QEMU
   const child = o.uid === undefined ? spawn(qemuBinary, args, { stdio: 'ignore' }) : spawn('setpriv', [`--reuid=${o.uid}`, `--regid=${o.uid}`, '--clear-groups', qemuBinary, ...args], { stdio: 'ignore' });
+  let watch: QmpClient | undefined;
   t.after(async () => {
+    watch?.close();
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
     }
   });
-  for (let i = 0; !existsSync(sock); i++) {
+  for (let i = 0; !existsSync(sock) || !existsSync(watchSock); i++) {
     if (child.exitCode !== null) throw new Error(`qemu exited with ${child.exitCode}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const qmp = () => QmpClient.connect(sock);
+  watch = await QmpClient.connect(watchSock);
   return {
     sock,
+    watch,
     child,
     qmp,
-    async status() {
-      const c = await qmp();
-      try {
-        return await c.execute<{ status: string; running: boolean }>('query-status');
-      } finally {
-        c.close();
-      }
+    status() {
+      return watch!.execute<{ status: string; running: boolean }>('query-status');
     },
   };
 }

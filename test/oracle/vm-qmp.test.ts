@@ -1,16 +1,20 @@
 /**
- * `memdump vm --qmp` against a real QEMU (TCG, no disk): the acquired memory equals QEMU's own dump taken
- * independently, the guest's run state is restored on success and on SIGTERM, and the evidence verifies.
+ * `memdump vm --qmp` against a real QEMU 7.2 (TCG, no disk): the acquired memory equals QEMU's own dump taken
+ * independently; memdump never pauses or resumes the guest itself, so however memdump ends (success, SIGTERM,
+ * SIGHUP, SIGKILL) QEMU leaves the guest as it found it; nothing appears in the filesystem for the stream; every
+ * output check runs before the guest is touched. A second monitor (g.watch) watches STOP/RESUME events and plays
+ * "another operator".
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openImage } from '../../src/formats/registry.js';
 import { contentHash } from '../../src/pipeline/info.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { findExecutable, withGuest } from '../helpers/qemu-guest.js';
-import { qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
+import { withTmpfs } from '../helpers/tmpfs.js';
+import { type BareGuest, qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
 
 const skip = qemuBinary ? false : 'qemu-system-x86_64 not installed';
 
@@ -26,7 +30,7 @@ async function hashOf(file: string): Promise<string> {
 test('paused guest: same memory as QEMU\'s own dump, still paused, verify MATCH, vm section in the report', { skip, timeout: 180_000 }, async (t) => {
   const dir = tempDir(t);
   const g = await startBareGuest(t, dir, { memMiB: 64, paused: true, name: 'evidence-guest' });
-  // a TMPDIR of its own, so the check below cannot see other tests' FIFO directories
+  // a TMPDIR of its own: nothing may appear there
   const tmp = join(dir, 'tmp');
   mkdirSync(tmp);
   const out = join(dir, 'guest.lime');
@@ -34,7 +38,8 @@ test('paused guest: same memory as QEMU\'s own dump, still paused, verify MATCH,
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual((await g.status()).running, false);
   assert.equal((await g.status()).status, 'prelaunch');
-  assert.deepEqual(readdirSync(tmp), [], 'the private FIFO directory is removed');
+  assert.deepEqual(readdirSync(tmp), [], 'nothing in TMPDIR');
+  assert.deepEqual(g.watch.bufferedEvents().filter((e) => e.event === 'STOP' || e.event === 'RESUME'), [], 'a paused guest is neither stopped nor resumed');
 
   const ref = join(dir, 'qemu.elf');
   await referenceDump(g, ref);
@@ -51,6 +56,8 @@ test('paused guest: same memory as QEMU\'s own dump, still paused, verify MATCH,
   assert.match(vm.qemuVersion, /^\d+\.\d+\.\d+/);
   assert.equal(vm.memoryBytes, String(64 << 20));
   assert.equal(vm.runningBefore, false);
+  assert.equal(vm.runningAfter, false);
+  assert.equal(vm.statusAfter, 'prelaunch');
   assert.equal(vm.resumed, false);
   assert.equal(vm.pausedMs, null);
   assert.equal(vm.dump.status, 'completed');
@@ -75,10 +82,11 @@ test('paused guest: same memory as QEMU\'s own dump, still paused, verify MATCH,
   assert.equal(await hashOf(elfOut), want);
 });
 
-test('running guest: paused for the dump, running again afterwards, pause duration reported', { skip, timeout: 180_000 }, async (t) => {
+test('running guest: QEMU pauses it for the dump and resumes it, pausedMs from its STOP/RESUME events', { skip, timeout: 180_000 }, async (t) => {
   const dir = tempDir(t);
   const g = await startBareGuest(t, dir, { memMiB: 128, paused: false });
   assert.equal((await g.status()).running, true);
+  const before = g.watch.lastEventSeq;
   const out = join(dir, 'run.avml');
   const r = await runCli(['vm', '--qmp', `unix:${g.sock}`, '-o', out, '--format', 'avml', '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -88,9 +96,14 @@ test('running guest: paused for the dump, running again afterwards, pause durati
   const report = JSON.parse(readFileSync(out + '.report.json', 'utf8'));
   const vm = report.source.info.vm;
   assert.equal(vm.runningBefore, true);
+  assert.equal(vm.runningAfter, true);
   assert.equal(vm.resumed, true);
-  assert.equal(typeof vm.pausedMs, 'number');
-  assert.ok(vm.pausedMs >= 0);
+  // the same STOP/RESUME pair the second monitor saw, timestamps and all
+  const evs = g.watch.bufferedEvents().filter((e) => e.seq > before && (e.event === 'STOP' || e.event === 'RESUME'));
+  assert.deepEqual(evs.map((e) => e.event), ['STOP', 'RESUME']);
+  const us = (e: (typeof evs)[number]) => e.timestamp!.seconds * 1e6 + e.timestamp!.microseconds;
+  assert.equal(vm.pausedMs, Math.round((us(evs[1]!) - us(evs[0]!)) / 1000));
+  assert.match(vm.pausedMsFrom, /STOP and RESUME/);
   assert.equal(vm.dump.status, 'completed');
   assert.equal(report.accounting.read, String(BigInt(report.memoryMap.acquiredBytes)));
   const v = await runCli(['verify', out]);
@@ -115,6 +128,7 @@ test('SIGTERM mid-dump: guest resumed, INCOMPLETE report and .partial kept, non-
   const report = JSON.parse(readFileSync(out + '.report.json', 'utf8'));
   assert.equal(report.status, 'INCOMPLETE');
   assert.equal(report.source.info.vm.runningBefore, true);
+  assert.equal(report.source.info.vm.runningAfter, true);
   assert.equal(report.source.info.vm.resumed, true);
   assert.equal(report.source.info.vm.dump.status, 'failed');
   assert.ok(BigInt(report.accounting.read) < 1n << 30n);
@@ -130,28 +144,148 @@ test('SIGTERM mid-dump: guest resumed, INCOMPLETE report and .partial kept, non-
   assert.equal((await g.status()).running, true);
 });
 
-test('QEMU as another user: cannot open the private FIFO → coded error naming --fifo-dir, guest resumed; with --fifo-dir it works', { skip: skip || (process.getuid?.() !== 0 ? 'needs root to run QEMU as nobody' : false) || (findExecutable('setpriv') ? false : 'setpriv not installed'), timeout: 180_000 }, async (t) => {
-  const dir = tempDir(t);
-  chmodSync(dir, 0o777); // QEMU (nobody) creates its monitor socket here
-  const g = await startBareGuest(t, dir, { memMiB: 64, paused: false, uid: 65534 });
-  const out = join(dir, 'other.lime');
-  const r = await runCli(['vm', '--qmp', g.sock, '-o', out]);
-  assert.equal(r.code, 5, r.stderr);
-  assert.match(r.stderr, /E_SOURCE_READ: dump-guest-memory failed: .*Permission denied.*--fifo-dir/);
-  assert.equal((await g.status()).running, true, 'resumed after the failed dump');
-  assert.ok(!existsSync(out) && !existsSync(out + '.partial'));
+/** Poll the guest's run state until it is `running` or `bound` polls have passed. */
+async function runningWithin(g: BareGuest, bound = 300): Promise<boolean> {
+  for (let i = 0; i < bound; i++) {
+    if ((await g.status()).running) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
 
-  const share = join(dir, 'share');
-  mkdirSync(share);
-  chownSync(share, 0, 65534);
-  chmodSync(share, 0o2770);
-  const ok = await runCli(['vm', '--qmp', g.sock, '-o', out, '--fifo-dir', share, '-q']);
-  assert.equal(ok.code, 0, ok.stderr);
-  assert.deepEqual(readdirSync(share), [], 'the FIFO is removed from --fifo-dir');
+/** Start a slow dump of a running guest and wait until guest memory is really being written. */
+async function midDump(dir: string, g: BareGuest): Promise<{ pid: number; out: string; run: ReturnType<typeof runCli> }> {
+  const out = join(dir, 'slow.lime');
+  let pid = 0;
+  const run = runCli(['vm', '--qmp', `unix:${g.sock}`, '-o', out, '--rate-limit', '16M', '--chunk-size', '1M'], { onSpawn: (p) => (pid = p) });
+  while (!(existsSync(out + '.partial') && statSync(out + '.partial').size > 4 << 20)) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await g.status()).running, false, 'QEMU paused the guest for the dump');
+  return { pid, out, run };
+}
+
+for (const sig of ['SIGKILL', 'SIGHUP'] as const) {
+  test(`${sig} mid-dump: QEMU resumes the guest itself, QEMU usable again`, { skip, timeout: 240_000 }, async (t) => {
+    const dir = tempDir(t);
+    const g = await startBareGuest(t, dir, { memMiB: 1024, paused: false });
+    const { pid, out, run } = await midDump(dir, g);
+    process.kill(pid, sig);
+    const r = await run;
+    if (sig === 'SIGKILL') assert.equal(r.signal, 'SIGKILL');
+    else {
+      assert.notEqual(r.code, 0, r.stderr);
+      assert.match(r.stderr, /SIGHUP received/);
+      const report = JSON.parse(readFileSync(out + '.report.json', 'utf8'));
+      assert.equal(report.status, 'INCOMPLETE');
+      assert.equal(report.source.info.vm.runningAfter, true);
+    }
+    assert.ok(!existsSync(out), 'no complete-looking file');
+    assert.equal(await runningWithin(g), true, 'the guest runs again');
+    const c = await g.qmp();
+    try {
+      assert.notEqual((await c.execute<{ status: string }>('query-dump')).status, 'active');
+    } finally {
+      c.close();
+    }
+    const again = await runCli(['vm', '--qmp', g.sock, '-o', join(dir, 'again.lime'), '-q']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((await g.status()).running, true);
+  });
+}
+
+test('QEMU killed mid-dump: even with -q, a warning on stderr and exit 5; the report says QEMU exited', { skip, timeout: 240_000 }, async (t) => {
+  const dir = tempDir(t);
+  const g = await startBareGuest(t, dir, { memMiB: 1024, paused: false });
+  const out = join(dir, 'gone.lime');
+  const run = runCli(['vm', '--qmp', `unix:${g.sock}`, '-o', out, '--rate-limit', '16M', '--chunk-size', '1M', '-q']);
+  while (!(existsSync(out + '.partial') && statSync(out + '.partial').size > 4 << 20)) await new Promise((r) => setTimeout(r, 50));
+  g.child.kill('SIGKILL');
+  const r = await run;
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, /WARNING: QEMU exited during the dump/);
+  const vm = JSON.parse(readFileSync(out + '.report.json', 'utf8')).source.info.vm;
+  assert.equal(vm.qemuExited, true);
+  assert.equal(vm.runningAfter, null);
+  assert.match(vm.guestWarning, /QEMU exited/);
+});
+
+test("another operator's stop before memdump starts is never undone", { skip, timeout: 180_000 }, async (t) => {
+  const dir = tempDir(t);
+  const g = await startBareGuest(t, dir, { memMiB: 64, paused: false });
+  await g.watch.execute('stop');
+  const out = join(dir, 'held.lime');
+  const r = await runCli(['vm', '--qmp', g.sock, '-o', out, '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await g.status()).status, 'paused');
+  const vm = JSON.parse(readFileSync(out + '.report.json', 'utf8')).source.info.vm;
+  assert.equal(vm.runningBefore, false);
+  assert.equal(vm.statusAfter, 'paused');
+  assert.equal(g.watch.bufferedEvents().filter((e) => e.event === 'RESUME').length, 0);
+});
+
+test('QEMU as another user (nobody): works with no option; the stream is a pipe, no path appears anywhere', { skip: skip || (process.getuid?.() !== 0 ? 'needs root to run QEMU as nobody' : false) || (findExecutable('setpriv') ? false : 'setpriv not installed'), timeout: 180_000 }, async (t) => {
+  const dir = tempDir(t);
+  chmodSync(dir, 0o777); // QEMU (nobody) creates its monitor sockets here
+  const g = await startBareGuest(t, dir, { memMiB: 512, paused: false, uid: 65534 });
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp, { mode: 0o700 });
+  const outDir = join(dir, 'out');
+  mkdirSync(outDir, { mode: 0o700 });
+  const out = join(outDir, 'other.lime');
+  let pid = 0;
+  const run = runCli(['vm', '--qmp', g.sock, '-o', out, '--rate-limit', '32M', '--chunk-size', '1M'], { env: { ...process.env, TMPDIR: tmp }, onSpawn: (p) => (pid = p) });
+  while (!(existsSync(out + '.partial') && statSync(out + '.partial').size > 4 << 20)) await new Promise((r) => setTimeout(r, 50));
+  // mid-dump: QEMU writes into a pipe; no FIFO or file of ours is open in QEMU, nothing new in TMPDIR or beside the output
+  const qemuFds = readdirSync(`/proc/${g.child.pid}/fd`).map((f) => {
+    try {
+      return readlinkSync(`/proc/${g.child.pid}/fd/${f}`);
+    } catch {
+      return '';
+    }
+  });
+  assert.ok(qemuFds.some((l) => /^pipe:/.test(l)), 'QEMU holds a pipe');
+  assert.deepEqual(qemuFds.filter((l) => l.startsWith(dir) && !l.endsWith('.sock')), [], 'QEMU opened no path of ours');
+  assert.deepEqual(readdirSync(tmp), []);
+  assert.deepEqual(readdirSync(outDir), ['other.lime.partial']);
+  void pid;
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
   assert.equal((await g.status()).running, true);
   const report = JSON.parse(readFileSync(out + '.report.json', 'utf8'));
+  assert.equal(report.status, 'COMPLETE');
   assert.equal(report.source.info.vm.resumed, true);
   assert.equal(report.source.info.vm.dump.status, 'completed');
+  const removed = await runCli(['vm', '--qmp', g.sock, '--fifo-dir', tmp, '-o', join(outDir, 'x.lime')]);
+  assert.equal(removed.code, 2, '--fifo-dir is gone');
+});
+
+test('outputs that cannot work are refused before dump-guest-memory: the guest is never paused', { skip: skip || (process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : false), timeout: 180_000 }, async (t) => {
+  const dir = tempDir(t);
+  const g = await startBareGuest(t, dir, { memMiB: 256, paused: false });
+  const cases: { name: string; plant?: string; args: string[]; code: number }[] = [
+    { name: 'a.lime', plant: 'a.lime.report.json', args: [], code: 6 },
+    { name: 'b.lime', plant: 'b.lime.partial', args: [], code: 6 },
+    { name: 'c.lime', plant: 'c.lime.log', args: [], code: 6 },
+    { name: 'd.padded', plant: 'elsewhere.json', args: ['-f', 'padded', '--report', join(dir, 'elsewhere.json')], code: 6 },
+  ];
+  for (const c of cases) {
+    if (c.plant) writeFileSync(join(dir, c.plant), 'x');
+    const r = await runCli(['vm', '--qmp', g.sock, '-o', join(dir, c.name), ...c.args, '-q']);
+    assert.equal(r.code, c.code, `${c.name}: ${r.stderr}`);
+    assert.match(r.stderr, /E_DEST_EXISTS/);
+  }
+  // padded stores up to the highest address (the BIOS ROM just below 4 GiB): 4 GiB, not the 256 MiB of RAM
+  await withTmpfs(t, join(dir, 'small'), '400m', async (mnt) => {
+    const r = await runCli(['vm', '--qmp', g.sock, '-o', join(mnt, 'e.padded'), '-f', 'padded', '--max-disk-usage', '100', '-q']);
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(r.stderr, /E_NO_SPACE/);
+    assert.deepEqual(readdirSync(mnt), []);
+    // the RAM itself fits: lime works there
+    const ok = await runCli(['vm', '--qmp', g.sock, '-o', join(mnt, 'e.lime'), '--max-disk-usage', '100', '-q']);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+  const stops = g.watch.bufferedEvents().filter((e) => e.event === 'STOP');
+  assert.equal(stops.length, 1, 'only the one dump that went ahead paused the guest');
+  assert.equal((await g.status()).running, true);
 });
 
 test('missing socket: E_NOT_FOUND, exit 3, nothing written', { skip, timeout: 60_000 }, async (t) => {
