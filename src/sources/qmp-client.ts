@@ -259,6 +259,7 @@ export class QmpClient {
 /** The bound libc calls for descriptor passing; loaded on first use so other commands never load koffi. */
 interface FdCalls {
   pipe2(fds: Buffer, flags: number): number;
+  fcntl(fd: number, cmd: number, arg: number): number;
   sendmsg(fd: number, msg: Buffer, flags: number): number | bigint;
   errno(): number;
   address(b: Buffer): bigint;
@@ -277,6 +278,7 @@ function calls(): FdCalls {
   const libc = koffi.load('libc.so.6');
   fdCalls = {
     pipe2: libc.func('int pipe2(void *fds, int flags)') as FdCalls['pipe2'],
+    fcntl: libc.func('int fcntl(int fd, int cmd, int arg)') as FdCalls['fcntl'],
     sendmsg: libc.func('long sendmsg(int fd, void *msg, int flags)') as FdCalls['sendmsg'],
     errno: () => koffi.errno(),
     address: (b) => BigInt(koffi.address(b) as unknown as bigint),
@@ -285,6 +287,8 @@ function calls(): FdCalls {
 }
 
 const O_CLOEXEC = 0o2000000;
+const F_SETPIPE_SZ = 1031;
+const PIPE_BYTES = 1 << 20;
 const EAGAIN = 11;
 const EINTR = 4;
 const MSG_NOSIGNAL = 0x4000;
@@ -296,7 +300,11 @@ const MSG_NOSIGNAL = 0x4000;
 export function openPipe(): { readFd: number; writeFd: number } {
   const b = Buffer.alloc(8);
   if (Number(calls().pipe2(b, O_CLOEXEC)) !== 0) throw new MemdumpError('E_SOURCE_READ', `pipe2 failed: errno ${calls().errno()}`);
-  return { readFd: b.readInt32LE(0), writeFd: b.readInt32LE(4) };
+  const fds = { readFd: b.readInt32LE(0), writeFd: b.readInt32LE(4) };
+  // a 64 KiB pipe makes QEMU and us take turns 16 times per MiB; 1 MiB (the default pipe-max-size) lets both run.
+  // Best effort: an unprivileged process over its pipe quota keeps the default.
+  calls().fcntl(fds.writeFd, F_SETPIPE_SZ, PIPE_BYTES);
+  return fds;
 }
 
 export function closeFd(fd: number): void {
