@@ -6,21 +6,11 @@ import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openImage } from '../../src/formats/registry.js';
-import { contentHash } from '../../src/pipeline/info.js';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { contentHashOf } from '../helpers/content.js';
 import { analystKeys } from '../helpers/keys.js';
 import { serve } from '../helpers/receiver.js';
 import { qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
-
-async function hashOf(file: string): Promise<string> {
-  const img = await openImage(file);
-  try {
-    return await contentHash(img);
-  } finally {
-    await img.close();
-  }
-}
 
 test('vm --to tls:// --recipient: delivered, decrypts to the guest memory, guest left as found', { skip: qemuBinary ? false : 'qemu-system-x86_64 not installed', timeout: 180_000 }, async (t) => {
   const base = tempDir(t, 'memdump-vm-deliver-');
@@ -54,7 +44,7 @@ test('vm --to tls:// --recipient: delivered, decrypts to the guest memory, guest
   assert.equal(d.code, 0, d.stderr);
   const ref = join(work, 'qemu.elf');
   await referenceDump(g, ref);
-  assert.equal(await hashOf(plain), await hashOf(ref));
+  assert.equal(await contentHashOf(plain), await contentHashOf(ref));
 
   // a wrong pin: exit 13, nothing delivered, guest state unchanged
   const bad = await runCli(['vm', '--qmp', `unix:${g.sock}`, '--to', `tls://127.0.0.1:${srv.port}`, '--pin', 'sha256/' + Buffer.alloc(32).toString('base64'), '--token-file', tokenFile, '-q'], { cwd: work });

@@ -6,21 +6,11 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openImage } from '../../src/formats/registry.js';
-import { contentHash } from '../../src/pipeline/info.js';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { contentHashOf } from '../helpers/content.js';
 import { qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
 
 const skip = qemuBinary ? false : 'qemu-system-x86_64 not installed';
-
-async function hashOf(file: string): Promise<string> {
-  const img = await openImage(file);
-  try {
-    return await contentHash(img);
-  } finally {
-    await img.close();
-  }
-}
 
 /** A fake virsh: logs its argv, then `cat`s REF into the last argument, or fails like virsh for domain "ghost". */
 function fakeVirsh(dir: string, ref: string): { bin: string; log: string } {
@@ -48,7 +38,7 @@ test('vm --libvirt: virsh dump ELF converted through the pipeline, same memory, 
   const g = await startBareGuest(t, dir, { memMiB: 64, paused: true });
   const ref = join(dir, 'qemu.elf');
   await referenceDump(g, ref);
-  const want = await hashOf(ref);
+  const want = await contentHashOf(ref);
   const virsh = fakeVirsh(dir, ref);
   const outDir = join(dir, 'out');
   mkdirSync(outDir);
@@ -61,7 +51,7 @@ test('vm --libvirt: virsh dump ELF converted through the pipeline, same memory, 
   assert.deepEqual(args.slice(0, 7), ['--connect', 'qemu:///system', 'dump', '--memory-only', '--format', 'elf', 'web1']);
   assert.equal(args[7]!.startsWith(outDir + '/'), true, 'the temporary ELF lies beside the output');
   assert.deepEqual(readdirSync(outDir).sort(), ['web1.lime', 'web1.lime.log', 'web1.lime.report.json']);
-  assert.equal(await hashOf(out), want);
+  assert.equal(await contentHashOf(out), want);
   const report = JSON.parse(readFileSync(out + '.report.json', 'utf8'));
   assert.equal(report.status, 'COMPLETE');
   assert.equal(report.contentSha256, want);

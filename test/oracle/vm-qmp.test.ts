@@ -10,22 +10,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openImage } from '../../src/formats/registry.js';
-import { contentHash } from '../../src/pipeline/info.js';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { contentHashOf } from '../helpers/content.js';
 import { findExecutable, withGuest } from '../helpers/qemu-guest.js';
 import { withTmpfs } from '../helpers/tmpfs.js';
 import { type BareGuest, qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
 
 const skip = qemuBinary ? false : 'qemu-system-x86_64 not installed';
-
-async function hashOf(file: string): Promise<string> {
-  const img = await openImage(file);
-  try {
-    return await contentHash(img);
-  } finally {
-    await img.close();
-  }
-}
 
 test('paused guest: same memory as QEMU\'s own dump, still paused, verify MATCH, vm section in the report', { skip, timeout: 180_000 }, async (t) => {
   const dir = tempDir(t);
@@ -43,8 +34,8 @@ test('paused guest: same memory as QEMU\'s own dump, still paused, verify MATCH,
 
   const ref = join(dir, 'qemu.elf');
   await referenceDump(g, ref);
-  const want = await hashOf(ref);
-  assert.equal(await hashOf(out), want, 'content hash of memdump vm output = QEMU dump-guest-memory');
+  const want = await contentHashOf(ref);
+  assert.equal(await contentHashOf(out), want, 'content hash of memdump vm output = QEMU dump-guest-memory');
 
   const report = JSON.parse(readFileSync(out + '.report.json', 'utf8'));
   assert.equal(report.status, 'COMPLETE');
@@ -79,7 +70,7 @@ test('paused guest: same memory as QEMU\'s own dump, still paused, verify MATCH,
   } finally {
     await img.close();
   }
-  assert.equal(await hashOf(elfOut), want);
+  assert.equal(await contentHashOf(elfOut), want);
 });
 
 test('running guest: QEMU pauses it for the dump and resumes it, pausedMs from its STOP/RESUME events', { skip, timeout: 180_000 }, async (t) => {
