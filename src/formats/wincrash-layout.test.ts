@@ -1,40 +1,11 @@
 import assert from 'node:assert/strict';
-import { closeSync, ftruncateSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { RandomAccessFile } from '../core/file.js';
 import { type CrashOptions, OLD_SUMMARY, assertImageMatches as assertMatches, crashDump, crashTruth, patched as patch } from '../../test/fixtures/wincrash.js';
 import { tempDir } from '../../test/helpers/cli.js';
 import { expectCodeAsync } from '../../test/helpers/expect-code.js';
-import type { MemoryImage } from './types.js';
+import { openCrashFile, openCrashBytes, sparseFile } from '../../test/helpers/wincrash-open.js';
 import { wincrash } from './wincrash.js';
-
-async function openFile(path: string): Promise<MemoryImage> {
-  const file = await RandomAccessFile.open(path);
-  try {
-    return await wincrash.open(file, { path });
-  } catch (e) {
-    await file.close();
-    throw e;
-  }
-}
-
-async function openBytes(dir: string, name: string, bytes: Buffer): Promise<MemoryImage> {
-  const path = join(dir, name);
-  writeFileSync(path, bytes);
-  return openFile(path);
-}
-
-/** A sparse file: `head` at 0, `size` bytes in all. */
-function sparse(path: string, parts: [number, Buffer][], size: number): void {
-  const fd = openSync(path, 'w');
-  try {
-    for (const [at, b] of parts) writeSync(fd, b, 0, b.length, at);
-    ftruncateSync(fd, size);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 test('DumpType 2: the bitmap-dump summary and the old SUMMARY_DUMP32/64 are told apart by their fields, and a summary that fits neither is E_UNSUPPORTED', async (t) => {
   const dir = tempDir(t, 'memdump-wincrash-');
@@ -47,7 +18,7 @@ test('DumpType 2: the bitmap-dump summary and the old SUMMARY_DUMP32/64 are told
     // are nonsense, and read right they give the truth
     for (const pointer of [0n, 0xfffffa8001234000n]) {
       const b = patch(bytes, (x) => (bits === 64 ? x.writeBigUInt64LE(pointer, s + 0x20) : x.writeUInt32LE(Number(pointer & 0xffffffffn), s + 0x1c)));
-      const img = await openBytes(dir, `old${bits}.dmp`, b);
+      const img = await openCrashBytes(dir, `old${bits}.dmp`, b);
       try {
         await assertMatches(img, truth, `${bits}-bit old summary, pointer ${pointer}`);
         assert.equal((img.details['layout'] as Record<string, unknown>)['summaryLayout'], `old SUMMARY_DUMP${bits} (32-bit fields)`);
@@ -58,17 +29,17 @@ test('DumpType 2: the bitmap-dump summary and the old SUMMARY_DUMP32/64 are told
       }
     }
     // Pages disagreeing with the bitmap: neither layout is consistent
-    const e = await expectCodeAsync(openBytes(dir, 'pages.dmp', patch(bytes, (x) => x.writeUInt32LE(x.readUInt32LE(s + 0x14) + 1, s + 0x14))), 'E_UNSUPPORTED');
+    const e = await expectCodeAsync(openCrashBytes(dir, 'pages.dmp', patch(bytes, (x) => x.writeUInt32LE(x.readUInt32LE(s + 0x14) + 1, s + 0x14))), 'E_UNSUPPORTED');
     assert.match(e.message, /neither known layout/);
     // HeaderSize not page-aligned, or inside the bits
-    await expectCodeAsync(openBytes(dir, 'hs.dmp', patch(bytes, (x) => x.writeUInt32LE(x.readUInt32LE(s + 0x0c) + 8, s + 0x0c))), 'E_UNSUPPORTED');
-    await expectCodeAsync(openBytes(dir, 'hs2.dmp', patch(bytes, (x) => x.writeUInt32LE(s, s + 0x0c))), 'E_UNSUPPORTED');
+    await expectCodeAsync(openCrashBytes(dir, 'hs.dmp', patch(bytes, (x) => x.writeUInt32LE(x.readUInt32LE(s + 0x0c) + 8, s + 0x0c))), 'E_UNSUPPORTED');
+    await expectCodeAsync(openCrashBytes(dir, 'hs2.dmp', patch(bytes, (x) => x.writeUInt32LE(s, s + 0x0c))), 'E_UNSUPPORTED');
     assert.ok(bitsAt === (bits === 64 ? 0x28 : 0x20));
   }
   // a type-2 dump with the bitmap-dump summary still reads with it, in both widths
   for (const bits of [64, 32] as const) {
     const truth = crashTruth(70 + bits, { bits, layout: 'bitmap', summary: 'SDMP' });
-    const img = await openBytes(dir, `new2-${bits}.dmp`, patch(crashDump(truth), (b) => b.writeUInt32LE(2, bits === 64 ? 0xf98 : 0xf88)));
+    const img = await openCrashBytes(dir, `new2-${bits}.dmp`, patch(crashDump(truth), (b) => b.writeUInt32LE(2, bits === 64 ? 0xf98 : 0xf88)));
     try {
       await assertMatches(img, truth, `${bits}-bit type 2, bitmap-dump summary`);
       assert.equal((img.details['layout'] as Record<string, unknown>)['summaryLayout'], 'bitmap-dump summary (64-bit fields)');
@@ -94,7 +65,7 @@ test('a dump shorter than its map opens with the pages it holds and says how man
     const lastPages = Number((truth.runs.at(-1)!.end - truth.runs.at(-1)!.start) / 4096n);
     const keep = Math.floor(lastPages / 2);
     const cut = bytes.subarray(0, bytes.length - (lastPages - keep) * 4096);
-    const img = await openBytes(dir, `${c.name}.dmp`, cut);
+    const img = await openCrashBytes(dir, `${c.name}.dmp`, cut);
     try {
       const clipped = truth.runs.slice(0, -1);
       const data = truth.data.slice(0, -1);
@@ -113,7 +84,7 @@ test('a dump shorter than its map opens with the pages it holds and says how man
   // with InsufficientDumpfileSize set, the warning says Windows knew
   const truth = crashTruth(81, { bits: 64, layout: 'full', newFields: true });
   const bytes = crashDump(truth);
-  const img = await openBytes(dir, 'insufficient.dmp', bytes.subarray(0, bytes.length - 4096));
+  const img = await openCrashBytes(dir, 'insufficient.dmp', bytes.subarray(0, bytes.length - 4096));
   try {
     assert.equal(img.details['truncatedPages'], 1);
     assert.match(String(img.details['warning']), /Windows flagged InsufficientDumpfileSize/);
@@ -145,8 +116,8 @@ test('a bitmap dump of a machine with more than 4 TiB of physical address space 
   const bitByte = (pfn: number): [number, Buffer] => [0x2038 + Math.floor(pfn / 8), Buffer.from([1 << pfn % 8])];
   const hiByte = Buffer.from([(1 << high % 8) | (1 << (high + 1) % 8)]);
   assert.equal(Math.floor(high / 8), Math.floor((high + 1) / 8));
-  sparse(path, [[0, head], [0x2000, s], bitByte(1), [0x2038 + Math.floor(high / 8), hiByte], [dataStart, Buffer.concat(pages)]], dataStart + 3 * 4096);
-  const img = await openFile(path);
+  sparseFile(path, [[0, head], [0x2000, s], bitByte(1), [0x2038 + Math.floor(high / 8), hiByte], [dataStart, Buffer.concat(pages)]], dataStart + 3 * 4096);
+  const img = await openCrashFile(path);
   try {
     await assertMatches(img, truth, '> 4 TiB');
     assert.equal(img.fileOffsetOf!(BigInt(high + 1) * 4096n), BigInt(dataStart + 2 * 4096));

@@ -1,41 +1,12 @@
 import assert from 'node:assert/strict';
-import { closeSync, ftruncateSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { RandomAccessFile } from '../core/file.js';
 import { crashDump, crashTruth } from '../../test/fixtures/wincrash.js';
 import { tempDir } from '../../test/helpers/cli.js';
 import { expectCodeAsync } from '../../test/helpers/expect-code.js';
-import type { MemoryImage } from './types.js';
+import { openCrashFile, openCrashBytes, sparseFile } from '../../test/helpers/wincrash-open.js';
 import { wincrash } from './wincrash.js';
 import { MAX_RDMP_METADATA } from './wincrash-rdmp.js';
-
-async function openFile(path: string): Promise<MemoryImage> {
-  const file = await RandomAccessFile.open(path);
-  try {
-    return await wincrash.open(file, { path });
-  } catch (e) {
-    await file.close();
-    throw e;
-  }
-}
-
-async function openBytes(dir: string, name: string, bytes: Buffer): Promise<MemoryImage> {
-  const path = join(dir, name);
-  writeFileSync(path, bytes);
-  return openFile(path);
-}
-
-/** A sparse file: `head` at 0, `size` bytes in all. */
-function sparse(path: string, parts: [number, Buffer][], size: number): void {
-  const fd = openSync(path, 'w');
-  try {
-    for (const [at, b] of parts) writeSync(fd, b, 0, b.length, at);
-    ftruncateSync(fd, size);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 test('RDMP range lists: MetadataSize is capped and must be whole ranges, and a range of 0 pages ends the list', async (t) => {
   const dir = tempDir(t, 'memdump-wincrash-');
@@ -47,8 +18,8 @@ test('RDMP range lists: MetadataSize is capped and must be whole ranges, and a r
     h.writeBigUInt64LE(meta, 0x2010);
     h.writeBigUInt64LE(0x2020n + meta, 0x2018);
     h.writeBigUInt64LE(1n, 0x2028);
-    sparse(path, [[0, h]], size);
-    return openFile(path);
+    sparseFile(path, [[0, h]], size);
+    return openCrashFile(path);
   };
   // 1 GiB of {0, 0} ranges: before the cap and the 0-page rule this walked the whole file, 16 bytes at a time
   const big = await expectCodeAsync(withMeta(BigInt(2 ** 30 - 0x2020 - 4096), 2 ** 30), 'E_TOO_LARGE');
@@ -65,7 +36,7 @@ test('RDMP range lists: MetadataSize is capped and must be whole ranges, and a r
   assert.ok(t2.runs.length >= 2);
   const b = crashDump(t2);
   b.writeBigUInt64LE(0n, 0x2030 + 16 + 8);
-  const img = await openBytes(dir, 'zero.dmp', b);
+  const img = await openCrashBytes(dir, 'zero.dmp', b);
   try {
     assert.deepEqual(img.runs, t2.runs.slice(0, 1));
     assert.match(String((img.details['layout'] as Record<string, unknown>)['warning']), /TotalNumberOfPages/);
@@ -83,6 +54,6 @@ test('RDMP ranges that overlap once sorted are E_CORRUPT', async (t) => {
   const firstPfn = b.readBigUInt64LE(0x2030);
   const secondPfn = b.readBigUInt64LE(0x2040);
   b.writeBigUInt64LE(firstPfn - secondPfn + 1n, 0x2048);
-  const e = await expectCodeAsync(openBytes(dir, 'overlap.dmp', b), 'E_CORRUPT');
+  const e = await expectCodeAsync(openCrashBytes(dir, 'overlap.dmp', b), 'E_CORRUPT');
   assert.match(e.message, /overlaps/);
 });

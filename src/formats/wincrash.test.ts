@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { RandomAccessFile } from '../core/file.js';
 import { type CrashOptions, assertImageMatches as assertMatches, crashDump, crashTruth, patched as patch, writeCrashDump } from '../../test/fixtures/wincrash.js';
 import { tempDir } from '../../test/helpers/cli.js';
 import { expectCodeAsync } from '../../test/helpers/expect-code.js';
+import { openCrashFile, openCrashBytes } from '../../test/helpers/wincrash-open.js';
 import { openImage } from './registry.js';
-import type { MemoryImage } from './types.js';
 import { wincrash } from './wincrash.js';
 
 const VARIANTS: { name: string; o: CrashOptions }[] = [
@@ -24,16 +23,6 @@ const VARIANTS: { name: string; o: CrashOptions }[] = [
   { name: '64-bit old summary (SUMMARY_DUMP64)', o: { bits: 64, layout: 'summary-old', kdbg: 'plain' } },
   { name: '32-bit old summary (SUMMARY_DUMP32)', o: { bits: 32, layout: 'summary-old', kdbg: 'encoded', maxRuns: 30 } },
 ];
-
-async function openFile(path: string): Promise<MemoryImage> {
-  const file = await RandomAccessFile.open(path);
-  try {
-    return await wincrash.open(file, { path });
-  } catch (e) {
-    await file.close();
-    throw e;
-  }
-}
 
 test('every variant opens through openImage and gives the truth: runs, bytes, content hash and header fields', async (t) => {
   const dir = tempDir(t, 'memdump-wincrash-');
@@ -115,7 +104,7 @@ test('a read that spans two runs adjacent in memory and in the file coalesces th
   bytes.writeBigUInt64LE(truth.runs[0]!.start / 4096n + 3n, 0xa8);
   bytes.writeBigUInt64LE(pages - 3n, 0xb0);
   writeFileSync(path, bytes);
-  const img = await openFile(path);
+  const img = await openCrashFile(path);
   try {
     await assertMatches(img, truth, 'split run');
   } finally {
@@ -131,7 +120,7 @@ test('a 64-bit full dump with 43 runs (all QEMU win-dmp writes, one more than 70
   truth.data = truth.data.slice(0, 43);
   const path = join(dir, 'q.dmp');
   writeCrashDump(path, truth);
-  const img = await openFile(path);
+  const img = await openCrashFile(path);
   try {
     await assertMatches(img, truth, '43 runs');
   } finally {
@@ -217,12 +206,6 @@ test('a 64-bit kernel summary dump (DumpType 2, SDMP) and a live kernel dump (Du
   assert.ok(readFileSync(join(dir, 'k2.dmp')).subarray(0, 8).equals(Buffer.from('PAGEDU64')));
 });
 
-async function openBytes(dir: string, name: string, bytes: Buffer): Promise<MemoryImage> {
-  const path = join(dir, name);
-  writeFileSync(path, bytes);
-  return openFile(path);
-}
-
 test('the "PAGE" header fill is not a value: Attributes, SystemUpTime, Comment and VersionUser that keep it are absent', async (t) => {
   const dir = tempDir(t, 'memdump-wincrash-');
   for (const bits of [64, 32] as const) {
@@ -233,7 +216,7 @@ test('the "PAGE" header fill is not a value: Attributes, SystemUpTime, Comment a
     const o = bits === 64 ? { attributes: 0x1050, versionUser: 0x60 } : { attributes: 0x8a0, versionUser: 0x3c };
     assert.equal(bytes.toString('latin1', o.attributes, o.attributes + 8), 'PAGEPAGE', 'the fixture leaves the fill, whose bit 8 looks like EncryptedDumpData');
     bytes.write('PAGE'.repeat(8), o.versionUser, 'latin1');
-    const img = await openBytes(dir, `fill${bits}.dmp`, bytes);
+    const img = await openCrashBytes(dir, `fill${bits}.dmp`, bytes);
     try {
       await assertMatches(img, truth, `${bits}-bit PAGE fill`);
       const d = img.details;
@@ -250,8 +233,8 @@ test('the "PAGE" header fill is not a value: Attributes, SystemUpTime, Comment a
     }
     // EncryptedDumpData refuses the dump; with DecryptedDump beside it the pages are plain and it opens
     const enc = patch(bytes, (b) => b.writeUInt32LE(0x100, o.attributes));
-    await expectCodeAsync(openBytes(dir, `enc${bits}.dmp`, enc), 'E_UNSUPPORTED');
-    const dec = await openBytes(dir, `dec${bits}.dmp`, patch(bytes, (b) => b.writeUInt32LE(0x300, o.attributes)));
+    await expectCodeAsync(openCrashBytes(dir, `enc${bits}.dmp`, enc), 'E_UNSUPPORTED');
+    const dec = await openCrashBytes(dir, `dec${bits}.dmp`, patch(bytes, (b) => b.writeUInt32LE(0x300, o.attributes)));
     try {
       await assertMatches(dec, truth, `${bits}-bit decrypted`);
       assert.equal(dec.details['attributes'], '0x300');
@@ -266,7 +249,7 @@ test('details carry the newer header fields: decoded Attributes, BootId, Product
   const dir = tempDir(t, 'memdump-wincrash-');
   for (const bits of [64, 32] as const) {
     const truth = crashTruth(50 + bits, { bits, layout: 'full', newFields: true });
-    const img = await openBytes(dir, `new${bits}.dmp`, crashDump(truth));
+    const img = await openCrashBytes(dir, `new${bits}.dmp`, crashDump(truth));
     try {
       const d = img.details;
       assert.equal(d['attributes'], '0x14');
