@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { MemdumpError } from '../core/errors.js';
@@ -37,6 +38,7 @@ interface VmOpts extends HashOpts, CaseOpts, E01Opts, DeliveryOpts {
   libvirt?: string;
   connect?: string;
   stallTimeout: string;
+  spool?: string;
   output?: string;
   format: string;
   rateLimit?: string;
@@ -53,15 +55,42 @@ const GUEST_STATE_EXIT = 5;
  * guest, a refusal costs the guest a pause for nothing. The space estimate uses QEMU's memory map (padded and E01
  * store up to the highest address, not just the RAM size).
  */
-async function precheckOutputs(plan: VmPlan, job: VmJobOptions, out: string, remote: boolean): Promise<void> {
+async function precheckOutputs(plan: VmPlan, job: VmJobOptions, out: string, remote: boolean, spoolDir: string | undefined): Promise<void> {
   assertLayersFit(job.delivery, job.format.name);
   const signKey = job.delivery?.signKey;
   if (signKey && out === '-' && !job.reportPath) throw new MemdumpError('E_USAGE', '--sign-key with -o - needs --report PATH: the signature is a file beside the report');
   if (job.reportPath) await assertAbsent(job.reportPath);
-  if (remote || out === '-') return;
+  const local = !remote && out !== '-';
+  if (spoolDir !== undefined) await precheckSpool(plan, job, spoolDir, local ? dirname(out) : undefined, out);
+  if (!local) return;
   const sides = ['', PARTIAL, REPORT_SUFFIX, LOG_SUFFIX, ...(signKey ? [REPORT_SUFFIX + SIGNATURE_SUFFIX] : []), ...(job.format.needsSidecarMap ? [SIDECAR_SUFFIX] : [])];
   for (const suffix of sides) await assertAbsent(out + suffix);
   await checkSpace(dirname(out), estimateSize(job.format, plan.ranges, job.media) + (1n << 20n), job.maxDiskUsage);
+}
+
+/**
+ * The spool (QEMU's ELF: the RAM plus headers and notes) and the output exist together until the output is
+ * complete; on one filesystem both must fit at once.
+ */
+async function precheckSpool(plan: VmPlan, job: VmJobOptions, dir: string, outDir: string | undefined, out: string): Promise<void> {
+  let dev: bigint;
+  try {
+    const st = statSync(dir, { bigint: true });
+    if (!st.isDirectory()) throw new MemdumpError('E_USAGE', `--spool ${dir}: not a directory`);
+    dev = st.dev;
+  } catch (e) {
+    if (e instanceof MemdumpError) throw e;
+    throw new MemdumpError('E_USAGE', `--spool ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  }
+  const spoolBytes = estimateSize(formatByName('elf'), plan.ranges) + (1n << 20n);
+  const sameFs = outDir !== undefined && statSync(outDir, { bigint: true, throwIfNoEntry: false })?.dev === dev;
+  const outBytes = sameFs ? estimateSize(job.format, plan.ranges, job.media) + (1n << 20n) : 0n;
+  try {
+    await checkSpace(dir, spoolBytes + outBytes, job.maxDiskUsage);
+  } catch (e) {
+    if (e instanceof MemdumpError) e.message = `--spool: ${e.message}${sameFs ? ` (the spool and ${out} share this filesystem: both are counted)` : ''}`;
+    throw e;
+  }
 }
 
 export function registerVm(program: Command, globals: () => GlobalOptions, setExit: (n: number) => void): void {
@@ -72,6 +101,7 @@ export function registerVm(program: Command, globals: () => GlobalOptions, setEx
     .option('--libvirt <domain>', 'libvirt domain name or UUID (runs virsh dump --memory-only --format elf)')
     .option('--connect <uri>', 'with --libvirt: libvirt connection URI (virsh --connect), e.g. qemu:///system')
     .option('--stall-timeout <seconds>', 'with --qmp: give up when QEMU sends no byte for this long (QEMU then ends the dump and resumes the guest)', '60')
+    .option('--spool <dir>', 'with --qmp: write QEMU\'s stream raw to a file in DIR first (short pause), then build the evidence from it (see below)')
     .option('-o, --output <path>', 'output file, or - for standard output (default VMNAME_YYYYMMDDTHHMMSSZ.<ext>)')
     .option('-f, --format <name>', 'lime | padded | elf | avml | e01', 'lime')
     .option('--rate-limit <rate>', 'cap the copy rate, e.g. 200M (the guest stays paused longer)')
@@ -94,6 +124,17 @@ The report's source.info.vm has the guest name, UUID, QEMU version, memory map, 
 and pausedMs (from QEMU's STOP and RESUME event timestamps). If the guest is not in the state it was found in,
 or its state cannot be confirmed, memdump says so on stderr even with -q and exits 5.
 
+With --spool DIR the guest is paused only while QEMU writes the stream and memdump stores it (measured on 2
+cores, 1 GiB: 1.6 s against 3.2 s without --spool and 0.7 s for QEMU's own unhashed dump to a file): memdump
+writes the stream unchanged to DIR/memdump-spool-<random>.elf (0600, created new, still received through the
+pipe), computing only its SHA-256; QEMU finishes and resumes the guest; then memdump builds the container,
+digests and report from that file, reading it back against the SHA-256 (a difference is E_CORRUPT and the
+container stays INCOMPLETE). The cost: DIR needs room for one more copy of the guest's RAM (on the output's
+filesystem, for both at once; checked before the dump), and the memory is written and read once more, so the
+whole run takes longer. The spool is deleted when the evidence is complete; if anything fails it is KEPT and
+named on stderr, so nothing acquired is lost. The report's source.info.vm.spooled has its path, bytes, SHA-256
+and the pause. Without --spool, the guest stays paused for the whole hashing and writing of the evidence.
+
 With --libvirt the libvirt daemon writes a temporary ELF beside the output (it needs access to that directory and
 room for one more copy of the guest's RAM); memdump converts it and deletes it.
 
@@ -101,6 +142,7 @@ Examples:
   memdump vm --qmp unix:/run/qemu/web1.qmp -o web1.lime --case IR-42
   memdump vm --qmp /run/qemu/web1.qmp --format e01 -o /mnt/usb/web1 --examiner "A. Analyst"
   memdump vm --qmp unix:/var/lib/libvirt/qemu/domain-3-web1/monitor.sock -o /mnt/usb/web1.lime
+  memdump vm --qmp unix:/run/qemu/web1.qmp --spool /var/tmp -o /mnt/usb/web1.lime
   memdump vm --libvirt web1 --connect qemu:///system -o web1.elf --format elf
   memdump vm --qmp unix:/run/qemu/web1.qmp --to tls://collector:9443 --pin sha256/… --token-file case.token --recipient age1…`,
   );
@@ -109,6 +151,7 @@ Examples:
     if (!o.qmp === !o.libvirt) throw new MemdumpError('E_USAGE', 'give exactly one of --qmp SOCKET or --libvirt DOMAIN');
     const stallSeconds = Number(o.stallTimeout);
     if (!Number.isFinite(stallSeconds) || stallSeconds < 0 || stallSeconds > 86_400) throw new MemdumpError('E_USAGE', '--stall-timeout: seconds between 0 (never) and 86400');
+    if (o.spool !== undefined && !o.qmp) throw new MemdumpError('E_USAGE', '--spool applies to --qmp only (libvirt already writes a temporary file)');
     if (o.connect && !o.libvirt) throw new MemdumpError('E_USAGE', '--connect applies to --libvirt only');
     const format = formatByName(o.format);
     if (format.name === 'raw') throw new MemdumpError('E_USAGE', 'raw loses every physical address; use padded, lime, elf, avml or e01');
@@ -159,6 +202,7 @@ Examples:
       options: {
         format: format.name,
         source: o.qmp ? 'qmp' : 'libvirt',
+        spool: o.spool ?? null,
         digests,
         hashWindow: windowSize.toString(),
         rateLimit: o.rateLimit ?? null,
@@ -180,7 +224,8 @@ Examples:
           log: (l) => say(g, l),
           warn: (l) => process.stderr.write(`memdump: ${escapeControl(l)}\n`),
           stallTimeoutMs: stallSeconds * 1000,
-          precheck: (plan) => precheckOutputs(plan, job, out, Boolean(o.to)),
+          ...(o.spool !== undefined ? { spoolDir: o.spool } : {}),
+          precheck: (plan) => precheckOutputs(plan, job, out, Boolean(o.to), o.spool),
         });
       } else {
         if (out !== '-') await assertAbsent(out);

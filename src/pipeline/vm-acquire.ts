@@ -10,6 +10,7 @@ import { QmpClient, type QmpObject, closeFd, openPipe } from '../sources/qmp-cli
 import { PipeReader, QemuDumpSource, STREAM_FATAL, readDumpHeaders } from '../sources/qmp-dump.js';
 import type { PhysicalSource, SourceKind } from '../sources/types.js';
 import { type JobOptions, type JobResult, runJob } from './job.js';
+import { type SpoolFile, createSpool, jobFromSpool, pumpToSpool } from './vm-spool.js';
 
 /** What the caller decides (output, format, digests, …); the VM side fills in source, map and notes. */
 export type VmJobOptions = Omit<JobOptions, 'source' | 'attempts' | 'lockdown' | 'ram' | 'notes' | 'context'>;
@@ -36,6 +37,11 @@ export interface VmQmpOptions {
   settleTimeoutMs?: number;
   /** No byte from QEMU for this long: the dump is abandoned (E_SOURCE_READ). 0 = wait forever. */
   stallTimeoutMs?: number;
+  /**
+   * Spool mode: QEMU's stream goes raw to a file in this directory (SHA-256 only on the way), the guest resumes as
+   * soon as QEMU is done, and the job then runs from the file, checked against that SHA-256 as it is read back.
+   */
+  spoolDir?: string;
 }
 
 export interface VmResult {
@@ -75,6 +81,9 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
   let runningBefore = false;
   let guestWarning: string | null = null;
   let settled: Promise<void> | undefined;
+  let spool: SpoolFile | undefined;
+  let spoolRemoved = false;
+  let spoolWhy = 'memdump stopped before the evidence was complete';
 
   /**
    * Once a dump runs: end it (unless it ended by itself), then record QEMU's verdict, the guest's pause and its
@@ -216,10 +225,13 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
     if (prior['status'] === 'active') throw new MemdumpError('E_SOURCE_READ', 'QEMU is already writing a memory dump; wait for it to finish');
     const plan = await planOf(qmp, memoryBytes);
     await o.precheck?.(plan);
+    // created before the guest is touched: a directory that refuses the file costs no pause
+    if (o.spoolDir !== undefined) spool = await createSpool(o.spoolDir);
 
     const pipe = openPipe();
     try {
-      reader = PipeReader.fromFd(pipe.readFd, { stallMs: o.stallTimeoutMs ?? 60_000 });
+      // spooling: a larger bound, so QEMU never waits on a disk write that is briefly slower than the pipe
+      reader = PipeReader.fromFd(pipe.readFd, { stallMs: o.stallTimeoutMs ?? 60_000, ...(spool ? { highWater: 32 << 20 } : {}) });
     } catch (e) {
       closeFd(pipe.readFd);
       closeFd(pipe.writeFd);
@@ -244,6 +256,21 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
     fdName = undefined; // QEMU took it out of its table
     log(runningBefore ? 'QEMU paused the guest for the dump' : `the guest is ${String(vm['statusBefore'])} and stays so`);
     if (o.signal.aborted) throw new MemdumpError('E_INTERRUPTED', 'interrupted as the dump started');
+    if (spool) {
+      const sp = spool;
+      const facts = await pumpToSpool(reader, sp);
+      await sp.fh.close();
+      await settle(true);
+      verdict();
+      // the monitor is free for the operator while the container is built from the spool
+      qmp.close();
+      log(`spooled ${facts.bytes} bytes to ${sp.path} (SHA-256 ${facts.sha256}); ${runningBefore ? 'the guest is resumed; ' : ''}building the evidence from the spool`);
+      const built = await jobFromSpool({ spool: sp.path, facts, vm, kind: VM_KIND, sourcePath: `qmp:${qmp.path}`, job: o.job, signal: o.signal, warn });
+      spoolRemoved = built.removed;
+      spoolWhy = built.keptWhy;
+      const job = built.job;
+      return { job, guestWarning };
+    }
     const headers = await readDumpHeaders(reader);
     vm['memoryMap'] = headers.loads.map((l) => ({ ...rangeToJson(l), streamOffset: `0x${l.offset.toString(16)}` }));
     vm['elfMachine'] = headers.machine;
@@ -266,6 +293,10 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
     return { job, guestWarning };
   } catch (e) {
     await settle(false);
+    if (spool) {
+      spoolWhy = isMemdumpError(e) ? `${e.code}: ${e.message}` : String(e);
+      if (isMemdumpError(e)) e.details['spool'] = spool.path;
+    }
     if (guestWarning && isMemdumpError(e)) {
       e.details['guestWarning'] = guestWarning;
       // the guest's state outranks the job's own failure: exit 5, the message says both
@@ -279,6 +310,12 @@ export async function acquireVmQmp(o: VmQmpOptions): Promise<VmResult> {
     if (fdName && !qmp.closed) await qmp.execute('closefd', { fdname: fdName }, 5_000).catch(() => undefined);
     qmp.close();
     if (guestWarning) warn(`WARNING: ${guestWarning}`);
+    if (spool && !spoolRemoved) {
+      await spool.fh.close().catch(() => undefined);
+      // nothing of the guest reached an unstarted spool; anything else is kept: it may be the only copy
+      if (!dumpStarted) await fsp.unlink(spool.path).catch(() => undefined);
+      else warn(`the spool ${spool.path} is KEPT (${spoolWhy}): it holds the guest's memory as QEMU wrote it (ELF); memdump convert it, then delete it`);
+    }
   }
 }
 
