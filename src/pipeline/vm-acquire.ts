@@ -4,7 +4,8 @@ import { basename, dirname, join } from 'node:path';
 import { MemdumpError, fromSystemError, isMemdumpError } from '../core/errors.js';
 import { type Range, rangeToJson } from '../core/ranges.js';
 import { openImage } from '../formats/registry.js';
-import type { ContainerWriter, FormatSpec } from '../formats/types.js';
+import type { FormatSpec } from '../formats/types.js';
+import { withWriterHooks } from '../formats/writer-hooks.js';
 import { ImageSource } from '../sources/image.js';
 import { QmpClient, type QmpObject, closeFd, openPipe } from '../sources/qmp-client.js';
 import { PipeReader, QemuDumpSource, STREAM_FATAL, readDumpHeaders } from '../sources/qmp-dump.js';
@@ -372,31 +373,13 @@ export function parseMtreeRam(text: string): Range[] {
  * confirmed the dump.
  */
 function holdUntilSettled(format: FormatSpec, settle: () => Promise<void>, verdict: () => void): FormatSpec {
-  return {
-    ...format,
-    createWriter(out, plan) {
-      const w = format.createWriter(out, plan);
-      const wrapped: ContainerWriter = {
-        begin: () => w.begin(),
-        beginRange: (r) => w.beginRange(r),
-        data: (c) => w.data(c),
-        endRange: () => w.endRange(),
-        end: async () => {
-          await settle().catch(() => undefined);
-          verdict();
-          await w.end();
-        },
-        abort: async () => {
-          await settle().catch(() => undefined);
-          await w.abort?.();
-        },
-      };
-      if (w.badBytes) wrapped.badBytes = (a, l) => w.badBytes!(a, l);
-      if (w.mediaWritten) wrapped.mediaWritten = () => w.mediaWritten!();
-      if (w.summary) wrapped.summary = () => w.summary!();
-      return wrapped;
+  return withWriterHooks(format, {
+    beforeEnd: async () => {
+      await settle().catch(() => undefined);
+      verdict();
     },
-  };
+    beforeAbort: settle,
+  });
 }
 
 export interface VmLibvirtOptions {

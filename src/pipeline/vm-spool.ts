@@ -5,7 +5,8 @@ import { MemdumpError, fromSystemError } from '../core/errors.js';
 import { Hasher } from '../core/hasher.js';
 import { rangeToJson } from '../core/ranges.js';
 import { openImage } from '../formats/registry.js';
-import type { ContainerWriter, FormatSpec } from '../formats/types.js';
+import type { FormatSpec } from '../formats/types.js';
+import { withWriterHooks } from '../formats/writer-hooks.js';
 import { ImageSource } from '../sources/image.js';
 import type { PipeReader } from '../sources/qmp-dump.js';
 import type { PhysicalSource, SourceKind } from '../sources/types.js';
@@ -158,30 +159,7 @@ export async function verifySpool(path: string, want: SpoolFacts, signal?: Abort
  * check's own message and the report says why.
  */
 export function finishAfter(format: FormatSpec, check: () => Promise<void>, finished: () => void): FormatSpec {
-  return {
-    ...format,
-    createWriter(out, plan) {
-      const w = format.createWriter(out, plan);
-      const wrapped: ContainerWriter = {
-        begin: () => w.begin(),
-        beginRange: (r) => w.beginRange(r),
-        data: (c) => w.data(c),
-        endRange: () => w.endRange(),
-        end: async () => {
-          await check();
-          await w.end();
-          finished();
-        },
-        abort: async () => {
-          await w.abort?.();
-        },
-      };
-      if (w.badBytes) wrapped.badBytes = (a, l) => w.badBytes!(a, l);
-      if (w.mediaWritten) wrapped.mediaWritten = () => w.mediaWritten!();
-      if (w.summary) wrapped.summary = () => w.summary!();
-      return wrapped;
-    },
-  };
+  return withWriterHooks(format, { beforeEnd: check, afterEnd: finished });
 }
 
 export interface SpoolJobOptions {

@@ -1,36 +1,21 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseReport } from '../../src/pipeline/report.js';
 import { TWO_RUN_LAYOUT, fakeRoot } from '../fixtures/generate.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { analystKeys } from '../helpers/keys.js';
-import { initCollector, serve } from '../helpers/receiver.js';
+import { startCollector } from '../helpers/receiver.js';
 
 // acquire, process and convert with --to tls:// into a real `memdump receive`: the pipeline's side of the protocol
 // (report, log, signature and map as side files; layers; the pin checked before anything is read)
 const LAYOUT = TWO_RUN_LAYOUT;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function collector(t: { after: (fn: () => void) => void }, extra: string[] = []) {
-  const base = tempDir(t, 'memdump-deliver-');
-  const state = join(base, 'state');
-  const evidence = join(base, 'evidence');
-  const init = await runCli(['receive', '--init', state, '--hosts', '127.0.0.1']);
-  assert.equal(init.code, 0, init.stderr);
-  const pin = init.stdout.toString().trim();
-  const tok = await runCli(['receive', '--issue-token', '--state', state, '--case', 'IR-42', '--expires', '1h']);
-  assert.equal(tok.code, 0, tok.stderr);
-  const tokenFile = join(base, 'ir42.token');
-  writeFileSync(tokenFile, tok.stdout.toString().trim() + '\n', { mode: 0o600 });
-  const srv = await serve(['--state', state, '--dir', evidence, '--listen', '127.0.0.1:0', ...extra]);
-  t.after(() => srv.stop());
-  const to = ['--to', `tls://127.0.0.1:${srv.port}`, '--pin', pin, '--token-file', tokenFile];
-  return { base, state, evidence, pin, tokenFile, srv, to };
-}
+const collector = (t: { after: (fn: () => void | Promise<void>) => void }, extra: string[] = []) => startCollector(t, 'IR-42', extra);
 
 test('acquire --to tls:// with --recipient and --sign-key: nothing on the sender, everything verified on the collector', async (t) => {
   const c = await collector(t);

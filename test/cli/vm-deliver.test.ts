@@ -3,28 +3,17 @@
  * nothing on the sender's disk; the collector's copy decrypts to the memory QEMU itself dumps.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { contentHashOf } from '../helpers/content.js';
 import { analystKeys } from '../helpers/keys.js';
-import { serve } from '../helpers/receiver.js';
+import { startCollector } from '../helpers/receiver.js';
 import { qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
 
 test('vm --to tls:// --recipient: delivered, decrypts to the guest memory, guest left as found', { skip: qemuBinary ? false : 'qemu-system-x86_64 not installed', timeout: 180_000 }, async (t) => {
-  const base = tempDir(t, 'memdump-vm-deliver-');
-  const state = join(base, 'state');
-  const evidence = join(base, 'evidence');
-  const init = await runCli(['receive', '--init', state, '--hosts', '127.0.0.1']);
-  assert.equal(init.code, 0, init.stderr);
-  const pin = init.stdout.toString().trim();
-  const tok = await runCli(['receive', '--issue-token', '--state', state, '--case', 'IR-6', '--expires', '1h']);
-  assert.equal(tok.code, 0, tok.stderr);
-  const tokenFile = join(base, 'ir6.token');
-  writeFileSync(tokenFile, tok.stdout.toString().trim() + '\n', { mode: 0o600 });
-  const srv = await serve(['--state', state, '--dir', evidence, '--listen', '127.0.0.1:0']);
-  t.after(() => srv.stop());
+  const { base, evidence, pin, tokenFile, srv } = await startCollector(t, 'IR-6');
 
   const work = tempDir(t);
   const g = await startBareGuest(t, work, { memMiB: 64, paused: true, name: 'deliver-guest' });

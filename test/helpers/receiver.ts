@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, REPO, runCli } from './cli.js';
+import { CLI, REPO, runCli, tempDir } from './cli.js';
 
 /** `memdump receive` run as a child with --json: its events, and a promise per number of uploads seen. */
 export interface Served {
@@ -96,4 +96,21 @@ export function makeBundle(dir: string): string {
   const bundle = join(dir, 'memdump-bundle.tar.gz');
   execFileSync('tar', ['-czf', bundle, '-C', stage, 'memdump']);
   return bundle;
+}
+
+/**
+ * A running collector for one case: `receive --init`, a token in a 0600 file, `receive` on 127.0.0.1:0 (stopped
+ * after the test), and the sender's `--to … --pin … --token-file …` arguments.
+ */
+export async function startCollector(t: { after: (fn: () => void | Promise<void>) => void }, caseLabel = 'IR-42', extra: string[] = []) {
+  const base = tempDir(t, 'memdump-deliver-');
+  const state = join(base, 'state');
+  const evidence = join(base, 'evidence');
+  const { pin, token } = await initCollector(state, caseLabel, '1h');
+  const tokenFile = join(base, `${caseLabel.replace(/\W+/g, '_')}.token`);
+  writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
+  const srv = await serve(['--state', state, '--dir', evidence, '--listen', '127.0.0.1:0', ...extra]);
+  t.after(() => srv.stop());
+  const to = ['--to', `tls://127.0.0.1:${srv.port}`, '--pin', pin, '--token-file', tokenFile];
+  return { base, state, evidence, pin, tokenFile, srv, to };
 }

@@ -15,7 +15,7 @@ import { formatByName } from '../../src/formats/registry.js';
 import { jobFromSpool } from '../../src/pipeline/vm-spool.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { contentHashOf } from '../helpers/content.js';
-import { serve } from '../helpers/receiver.js';
+import { startCollector } from '../helpers/receiver.js';
 import { withTmpfs } from '../helpers/tmpfs.js';
 import { qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
 
@@ -128,18 +128,7 @@ test('no room for spool + output: refused before dump-guest-memory, the guest ne
 });
 
 test('--spool with --to tls://: delivered from the spool, equals QEMU\'s dump, spool removed', { skip, timeout: 180_000 }, async (t) => {
-  const base = tempDir(t, 'memdump-vm-spool-deliver-');
-  const state = join(base, 'state');
-  const evidence = join(base, 'evidence');
-  const init = await runCli(['receive', '--init', state, '--hosts', '127.0.0.1']);
-  assert.equal(init.code, 0, init.stderr);
-  const pin = init.stdout.toString().trim();
-  const tok = await runCli(['receive', '--issue-token', '--state', state, '--case', 'IR-6', '--expires', '1h']);
-  assert.equal(tok.code, 0, tok.stderr);
-  const tokenFile = join(base, 'ir6.token');
-  writeFileSync(tokenFile, tok.stdout.toString().trim() + '\n', { mode: 0o600 });
-  const srv = await serve(['--state', state, '--dir', evidence, '--listen', '127.0.0.1:0']);
-  t.after(() => srv.stop());
+  const { evidence, pin, tokenFile, srv } = await startCollector(t, 'IR-6');
 
   const work = tempDir(t);
   const spool = join(work, 'spool');
