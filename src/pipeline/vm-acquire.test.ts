@@ -14,7 +14,7 @@ import { encodeNote } from '../formats/elf-parse.js';
 import { formatByName } from '../formats/registry.js';
 import { Prng } from '../../test/helpers/prng.js';
 import { qemuLikeElf } from '../../test/helpers/vm-elf.js';
-import { type FakeQemu, fakeQemu, until } from '../../test/helpers/vm-fake.js';
+import { type FakeQemu, fakeQemu, settledSeen, until } from '../../test/helpers/vm-fake.js';
 import { type VmJobOptions, type VmPlan, acquireVmQmp, parseMtreeRam } from './vm-acquire.js';
 
 function jobInto(dir: string, signal: AbortSignal): VmJobOptions {
@@ -52,7 +52,7 @@ function outDir(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
-const control = (q: FakeQemu) => q.seen.filter((c) => ['stop', 'cont', 'getfd', 'dump-guest-memory', 'closefd'].includes(c.cmd)).map((c) => c.cmd);
+const control = async (q: FakeQemu) => (await settledSeen(q)).filter((c) => ['stop', 'cont', 'getfd', 'dump-guest-memory', 'closefd'].includes(c.cmd)).map((c) => c.cmd);
 
 test('success: no stop/cont from memdump, the descriptor travels with getfd, pausedMs from STOP/RESUME timestamps', async (t) => {
   const q = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', uuid: '00000000-0000-0000-0000-000000000000' });
@@ -60,7 +60,7 @@ test('success: no stop/cont from memdump, the descriptor travels with getfd, pau
   const r = await acquireVmQmp({ qmp: `unix:${q.path}`, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) });
   assert.equal(r.job.report.status, 'COMPLETE');
   assert.equal(r.guestWarning, null);
-  assert.deepEqual(control(q), ['getfd', 'dump-guest-memory']);
+  assert.deepEqual(await control(q), ['getfd', 'dump-guest-memory']);
   assert.equal(q.seen.find((c) => c.cmd === 'getfd')!.fds, 1, 'one descriptor arrived with the getfd bytes');
   await until(() => q.state.running);
   const vm = r.job.report.source.info['vm'] as Record<string, unknown>;
@@ -93,7 +93,7 @@ test('a stream that is not ELF: coded error, our end closed so QEMU sees its wri
   await assert.rejects(acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) }), (e: MemdumpError) => e.code === 'E_UNSUPPORTED');
   await until(() => q.state.dump === 'failed');
   assert.equal(q.state.brokenPipe, true);
-  assert.deepEqual(control(q), ['getfd', 'dump-guest-memory']);
+  assert.deepEqual(await control(q), ['getfd', 'dump-guest-memory']);
 });
 
 test('a writer that stalls: E_SOURCE_READ after the stall timeout, the pipe closed (QEMU gets EPIPE and resumes)', async (t) => {
@@ -119,7 +119,7 @@ test('the monitor hangs up mid-dump: memdump reconnects to confirm the dump and 
   assert.equal(vm['reconnected'], true);
   assert.equal((vm['dump'] as Record<string, unknown>)['from'], 'query-dump');
   assert.equal(vm['runningAfter'], true);
-  assert.equal(q.seen.filter((c) => c.cmd === 'qmp_capabilities').length, 2);
+  assert.equal((await settledSeen(q)).filter((c) => c.cmd === 'qmp_capabilities').length, 2);
 });
 
 test('QEMU exits mid-dump: INCOMPLETE and a warning that says "QEMU exited", never silence', async (t) => {
@@ -152,14 +152,14 @@ test('a paused guest stays paused; a dump already running is refused before anyt
   const r = await acquireVmQmp({ qmp: q.path, signal: new AbortController().signal, job: jobInto(dir, new AbortController().signal) });
   assert.equal(r.job.report.status, 'COMPLETE');
   assert.equal(q.state.running, false);
-  assert.deepEqual(control(q), ['getfd', 'dump-guest-memory']);
+  assert.deepEqual(await control(q), ['getfd', 'dump-guest-memory']);
   const vm = r.job.report.source.info['vm'] as Record<string, unknown>;
   assert.equal(vm['pausedMs'], null);
   assert.equal(vm['runningAfter'], false);
 
   const busy = await fakeQemu(t, { running: true, stream: GOOD, verdict: 'completed', priorDumpActive: true });
   await assert.rejects(acquireVmQmp({ qmp: busy.path, signal: new AbortController().signal, job: jobInto(outDir(t), new AbortController().signal) }), (e: MemdumpError) => e.code === 'E_SOURCE_READ' && /already/.test(e.message));
-  assert.deepEqual(control(busy), []);
+  assert.deepEqual(await control(busy), []);
 });
 
 test('precheck failing (output exists, no space) sends neither getfd nor dump-guest-memory; it sees the planned map', async (t) => {
@@ -177,7 +177,7 @@ test('precheck failing (output exists, no space) sends neither getfd nor dump-gu
     }),
     (e: MemdumpError) => e.code === 'E_DEST_EXISTS',
   );
-  assert.deepEqual(control(q), []);
+  assert.deepEqual(await control(q), []);
   assert.equal(plan?.memoryBytes, 1n << 20n);
   assert.equal(plan?.mapFrom, 'estimate');
 });

@@ -146,5 +146,6 @@ test('watch --signal on a real process: the dump sees it stopped (registers thro
   assert.deepEqual(captured, { tids: [pid], regs: true, cursig: 18, state: 't' });
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   assert.match(status, /TracerPid:\s*0\b/);
-  assert.match(status, /State:\s*S/);
+  // released: not left stopped (just after the detach it may still be running on its way back to sleep)
+  assert.match(status, /State:\s*[SR]/);
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MemdumpError } from '../core/errors.js';
-import { fakeQemu } from '../../test/helpers/vm-fake.js';
+import { fakeQemu, settledSeen } from '../../test/helpers/vm-fake.js';
 import { QmpClient, closeFd, openPipe, qmpSocketPath } from './qmp-client.js';
 
 type Handler = (cmd: { execute: string; arguments?: Record<string, unknown>; id?: string }, sock: Socket) => void;
@@ -154,7 +154,7 @@ test('sendFd: the descriptor arrives with the getfd bytes (SCM_RIGHTS); the peer
     closeFd(writeFd);
     closeFd(readFd);
   }
-  assert.deepEqual(q.seen.filter((x) => x.cmd === 'getfd'), [{ cmd: 'getfd', fds: 1 }]);
+  assert.deepEqual((await settledSeen(q)).filter((x) => x.cmd === 'getfd'), [{ cmd: 'getfd', fds: 1 }]);
   await c.execute('closefd', { fdname: 'evidence' });
   await assert.rejects(c.execute('closefd', { fdname: 'evidence' }), (e: MemdumpError) => e.code === 'E_SOURCE_READ' && /not found/.test(e.message));
   // a plain execute carries no descriptor: the peer refuses getfd

@@ -191,3 +191,21 @@ export async function fakeQemu(t: { after: (fn: () => void) => void }, script: F
 export async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 20));
 }
+
+/**
+ * The fake reports each command on its stdout, a different stream from the monitor socket the client reads its
+ * replies on: wait until the list has stopped growing before asserting on it.
+ */
+export async function settledSeen(q: FakeQemu, quietMs = 200, maxMs = 10_000): Promise<FakeQemu['seen']> {
+  const start = Date.now();
+  let n = -1;
+  let since = start;
+  while (Date.now() - start < maxMs) {
+    if (q.seen.length !== n) {
+      n = q.seen.length;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return q.seen;
+}
