@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { MemdumpError } from '../core/errors.js';
+import { loadLibc } from './libc.js';
 
 /**
  * Size, logical sector size and identity of a block device: from sysfs (/sys/dev/block/MAJ:MIN), or by ioctl on
@@ -33,10 +33,9 @@ let native: Native | null | undefined;
 export function nativeCalls(): Native | null {
   if (native !== undefined) return native;
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
+    const { libc, address } = loadLibc('O_DIRECT buffers need');
     native = {
-      address: (b) => BigInt(koffi.address(b) as unknown as bigint),
+      address,
       ioctlU64: libc.func('int ioctl(int fd, unsigned long req, _Out_ uint64_t *out)') as Native['ioctlU64'],
       ioctlInt: libc.func('int ioctl(int fd, unsigned long req, _Out_ int *out)') as Native['ioctlInt'],
     };

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { MemdumpError } from '../core/errors.js';
+import { loadLibc } from './libc.js';
 
 /**
  * The few libc calls Node has no API for: ptrace, waitpid and process_vm_readv, through koffi (prebuilt
@@ -38,16 +38,7 @@ let bindings: Bindings | undefined;
 
 function load(): Bindings {
   if (bindings) return bindings;
-  if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new MemdumpError('E_UNSUPPORTED', `process dumps need Linux on x86-64 (this is ${process.platform}/${process.arch})`);
-  }
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  } catch (e) {
-    throw new MemdumpError('E_UNSUPPORTED', `the koffi FFI module could not be loaded (${(e as Error).message}); reinstall with npm ci`, { cause: e });
-  }
-  const libc = koffi.load('libc.so.6');
+  const { koffi, libc, address } = loadLibc('process dumps need');
   koffi.struct('memdump_iovec', { base: 'void *', len: 'size_t' });
   // a remote iovec holds an address in another process: an integer, never dereferenced here
   koffi.struct('memdump_riovec', { base: 'uint64_t', len: 'size_t' });
@@ -60,7 +51,7 @@ function load(): Bindings {
     pvr: libc.func(
       'long process_vm_readv(int pid, const memdump_iovec *local, unsigned long liovcnt, const memdump_riovec *remote, unsigned long riovcnt, unsigned long flags)',
     ) as Bindings['pvr'],
-    address: (b) => BigInt(koffi.address(b) as unknown as bigint),
+    address,
   };
   return bindings;
 }

@@ -1,7 +1,7 @@
 import { closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createConnection, type Socket } from 'node:net';
 import { MemdumpError, errnoOf } from '../core/errors.js';
+import { loadLibc } from './libc.js';
 
 /**
  * A QEMU Machine Protocol client: JSON objects, one per line, over a unix socket. After the greeting the
@@ -268,20 +268,13 @@ let fdCalls: FdCalls | undefined;
 
 function calls(): FdCalls {
   if (fdCalls) return fdCalls;
-  if (process.platform !== 'linux' || process.arch !== 'x64') throw new MemdumpError('E_UNSUPPORTED', `passing a descriptor to QEMU needs Linux on x86-64 (this is ${process.platform}/${process.arch})`);
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  } catch (e) {
-    throw new MemdumpError('E_UNSUPPORTED', `the koffi FFI module could not be loaded (${(e as Error).message}); reinstall with npm ci`, { cause: e });
-  }
-  const libc = koffi.load('libc.so.6');
+  const { koffi, libc, address } = loadLibc('passing a descriptor to QEMU needs');
   fdCalls = {
     pipe2: libc.func('int pipe2(void *fds, int flags)') as FdCalls['pipe2'],
     fcntl: libc.func('int fcntl(int fd, int cmd, int arg)') as FdCalls['fcntl'],
     sendmsg: libc.func('long sendmsg(int fd, void *msg, int flags)') as FdCalls['sendmsg'],
     errno: () => koffi.errno(),
-    address: (b) => BigInt(koffi.address(b) as unknown as bigint),
+    address,
   };
   return fdCalls;
 }
