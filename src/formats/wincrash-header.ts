@@ -194,59 +194,30 @@ export function parseCrashHeader(buf: Buffer): CrashHeader {
   const r = new ByteReader(buf, 0n, `Windows crash dump header (${bits}-bit)`);
   const headerSize = bits === 64 ? HEADER64_SIZE : HEADER32_SIZE;
   r.bytes(0, headerSize); // E_TRUNCATED now rather than half-way through the fields
-  if (bits === 64) {
-    const o = OFF64;
-    return {
-      bits,
-      headerSize,
-      majorVersion: r.u32(o.majorVersion),
-      minorVersion: r.u32(o.minorVersion),
-      directoryTableBase: r.u64(o.directoryTableBase),
-      pfnDataBase: r.u64(o.pfnDataBase),
-      psLoadedModuleList: r.u64(o.psLoadedModuleList),
-      psActiveProcessHead: r.u64(o.psActiveProcessHead),
-      machineImageType: r.u32(o.machineImageType),
-      numberProcessors: r.u32(o.numberProcessors),
-      bugCheckCode: r.u32(o.bugCheckCode),
-      bugCheckParameters: [0, 1, 2, 3].map((i) => r.u64(o.bugCheckParameters + 8 * i)) as [bigint, bigint, bigint, bigint],
-      versionUser: text(r, o.versionUser, 32),
-      kdDebuggerDataBlock: r.u64(o.kdDebuggerDataBlock),
-      paeEnabled: undefined,
-      kdSecondaryVersion: r.u8(o.kdSecondaryVersion),
-      physicalMemoryBlock: parseBlock64(r.sub(o.physicalMemoryBlock, PHYS_BLOCK_BYTES64, 'PhysicalMemoryBlock')),
-      dumpType: r.u32(o.dumpType),
-      requiredDumpSpace: r.u64(o.requiredDumpSpace),
-      systemTime: r.u64(o.systemTime),
-      systemUpTime: opt64(r.u64(o.systemUpTime)),
-      comment: text(r, o.comment, 128),
-      attributes: opt32(r.u32(o.attributes)),
-      bootId: opt32(r.u32(o.bootId)),
-      productType: opt32(r.u32(o.productType)),
-      writerStatus: opt32(r.u32(o.writerStatus)),
-      exceptionCode: opt32(r.u32(o.exception)),
-      exceptionAddress: opt64(r.u64(o.exception + 0x10)),
-    };
-  }
-  const o = OFF32;
-  const u32 = (off: number) => BigInt(r.u32(off));
+  const is64 = bits === 64;
+  const o = is64 ? OFF64 : OFF32;
+  // pointers and the bugcheck parameters are the machine's word; everything else has one width in both headers
+  const word = (off: number): bigint => (is64 ? r.u64(off) : BigInt(r.u32(off)));
   return {
     bits,
     headerSize,
     majorVersion: r.u32(o.majorVersion),
     minorVersion: r.u32(o.minorVersion),
-    directoryTableBase: u32(o.directoryTableBase),
-    pfnDataBase: u32(o.pfnDataBase),
-    psLoadedModuleList: u32(o.psLoadedModuleList),
-    psActiveProcessHead: u32(o.psActiveProcessHead),
+    directoryTableBase: word(o.directoryTableBase),
+    pfnDataBase: word(o.pfnDataBase),
+    psLoadedModuleList: word(o.psLoadedModuleList),
+    psActiveProcessHead: word(o.psActiveProcessHead),
     machineImageType: r.u32(o.machineImageType),
     numberProcessors: r.u32(o.numberProcessors),
     bugCheckCode: r.u32(o.bugCheckCode),
-    bugCheckParameters: [0, 1, 2, 3].map((i) => u32(o.bugCheckParameters + 4 * i)) as [bigint, bigint, bigint, bigint],
+    bugCheckParameters: [0, 1, 2, 3].map((i) => word(o.bugCheckParameters + (is64 ? 8 : 4) * i)) as [bigint, bigint, bigint, bigint],
     versionUser: text(r, o.versionUser, 32),
-    kdDebuggerDataBlock: u32(o.kdDebuggerDataBlock),
-    paeEnabled: r.u8(o.paeEnabled) !== 0,
+    kdDebuggerDataBlock: word(o.kdDebuggerDataBlock),
+    paeEnabled: is64 ? undefined : r.u8(OFF32.paeEnabled) !== 0,
     kdSecondaryVersion: r.u8(o.kdSecondaryVersion),
-    physicalMemoryBlock: parseBlock32(r.sub(o.physicalMemoryBlock, PHYS_BLOCK_BYTES, 'PhysicalMemoryBlock')),
+    physicalMemoryBlock: is64
+      ? parseBlock64(r.sub(o.physicalMemoryBlock, PHYS_BLOCK_BYTES64, 'PhysicalMemoryBlock'))
+      : parseBlock32(r.sub(o.physicalMemoryBlock, PHYS_BLOCK_BYTES, 'PhysicalMemoryBlock')),
     dumpType: r.u32(o.dumpType),
     requiredDumpSpace: r.u64(o.requiredDumpSpace),
     systemTime: r.u64(o.systemTime),
@@ -257,7 +228,8 @@ export function parseCrashHeader(buf: Buffer): CrashHeader {
     productType: opt32(r.u32(o.productType)),
     writerStatus: opt32(r.u32(o.writerStatus)),
     exceptionCode: opt32(r.u32(o.exception)),
-    exceptionAddress: r.u32(o.exception + 0xc) === FILL32 ? undefined : u32(o.exception + 0xc),
+    // EXCEPTION_RECORD64 keeps the address at +0x10, EXCEPTION_RECORD32 at +0x0c
+    exceptionAddress: is64 ? opt64(r.u64(o.exception + 0x10)) : r.u32(o.exception + 0xc) === FILL32 ? undefined : word(o.exception + 0xc),
   };
 }
 
