@@ -1,7 +1,9 @@
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/sources/qmp-client.js';
+import { runCli } from './cli.js';
 import { findExecutable } from './qemu-guest.js';
 
 export const qemuBinary = findExecutable('qemu-system-x86_64');
@@ -61,4 +63,31 @@ export async function referenceDump(g: BareGuest, file: string): Promise<void> {
   } finally {
     c.close();
   }
+}
+
+/**
+ * The pause the second monitor saw after event `afterSeq`: exactly one STOP then one RESUME, and the milliseconds
+ * between their QEMU timestamps (what memdump must report as pausedMs), with the RESUME's timestamp in µs.
+ */
+export function pauseSeen(g: BareGuest, afterSeq: number): { ms: number; resumeUs: number } {
+  const evs = g.watch.bufferedEvents().filter((e) => e.seq > afterSeq && (e.event === 'STOP' || e.event === 'RESUME'));
+  assert.deepEqual(
+    evs.map((e) => e.event),
+    ['STOP', 'RESUME'],
+  );
+  const us = (e: (typeof evs)[number]) => e.timestamp!.seconds * 1e6 + e.timestamp!.microseconds;
+  return { ms: Math.round((us(evs[1]!) - us(evs[0]!)) / 1000), resumeUs: us(evs[1]!) };
+}
+
+/** QEMU is not wedged after an abandoned dump: none is active, a new `memdump vm` works, the guest runs. */
+export async function assertQemuUsable(g: BareGuest, dir: string): Promise<void> {
+  const c = await g.qmp();
+  try {
+    assert.notEqual((await c.execute<{ status: string }>('query-dump')).status, 'active');
+  } finally {
+    c.close();
+  }
+  const again = await runCli(['vm', '--qmp', g.sock, '-o', join(dir, 'again.lime'), '-q']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((await g.status()).running, true);
 }

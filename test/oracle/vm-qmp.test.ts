@@ -14,7 +14,7 @@ import { runCli, tempDir } from '../helpers/cli.js';
 import { contentHashOf } from '../helpers/content.js';
 import { findExecutable, withGuest } from '../helpers/qemu-guest.js';
 import { withTmpfs } from '../helpers/tmpfs.js';
-import { type BareGuest, qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
+import { type BareGuest, assertQemuUsable, pauseSeen, qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
 
 const skip = qemuBinary ? false : 'qemu-system-x86_64 not installed';
 
@@ -90,10 +90,7 @@ test('running guest: QEMU pauses it for the dump and resumes it, pausedMs from i
   assert.equal(vm.runningAfter, true);
   assert.equal(vm.resumed, true);
   // the same STOP/RESUME pair the second monitor saw, timestamps and all
-  const evs = g.watch.bufferedEvents().filter((e) => e.seq > before && (e.event === 'STOP' || e.event === 'RESUME'));
-  assert.deepEqual(evs.map((e) => e.event), ['STOP', 'RESUME']);
-  const us = (e: (typeof evs)[number]) => e.timestamp!.seconds * 1e6 + e.timestamp!.microseconds;
-  assert.equal(vm.pausedMs, Math.round((us(evs[1]!) - us(evs[0]!)) / 1000));
+  assert.equal(vm.pausedMs, pauseSeen(g, before).ms);
   assert.match(vm.pausedMsFrom, /STOP and RESUME/);
   assert.equal(vm.dump.status, 'completed');
   assert.equal(report.accounting.read, String(BigInt(report.memoryMap.acquiredBytes)));
@@ -123,16 +120,7 @@ test('SIGTERM mid-dump: guest resumed, INCOMPLETE report and .partial kept, non-
   assert.equal(report.source.info.vm.resumed, true);
   assert.equal(report.source.info.vm.dump.status, 'failed');
   assert.ok(BigInt(report.accounting.read) < 1n << 30n);
-  // QEMU is not wedged: no dump in progress, and a new one works
-  const c = await g.qmp();
-  try {
-    assert.notEqual((await c.execute<{ status: string }>('query-dump')).status, 'active');
-  } finally {
-    c.close();
-  }
-  const again = await runCli(['vm', '--qmp', g.sock, '-o', join(dir, 'again.lime'), '-q']);
-  assert.equal(again.code, 0, again.stderr);
-  assert.equal((await g.status()).running, true);
+  await assertQemuUsable(g, dir);
 });
 
 /** Poll the guest's run state until it is `running` or `bound` polls have passed. */
@@ -171,15 +159,7 @@ for (const sig of ['SIGKILL', 'SIGHUP'] as const) {
     }
     assert.ok(!existsSync(out), 'no complete-looking file');
     assert.equal(await runningWithin(g), true, 'the guest runs again');
-    const c = await g.qmp();
-    try {
-      assert.notEqual((await c.execute<{ status: string }>('query-dump')).status, 'active');
-    } finally {
-      c.close();
-    }
-    const again = await runCli(['vm', '--qmp', g.sock, '-o', join(dir, 'again.lime'), '-q']);
-    assert.equal(again.code, 0, again.stderr);
-    assert.equal((await g.status()).running, true);
+    await assertQemuUsable(g, dir);
   });
 }
 
