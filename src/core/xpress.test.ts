@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { MemdumpError } from './errors.js';
 import { xpressDecompress } from './xpress.js';
 import { xpressCompress } from '../../test/helpers/xpress-encode.js';
+import { fuzzDecoder, prefixesFailOrMatch } from '../../test/helpers/decoder-fuzz.js';
 import { Prng } from '../../test/helpers/prng.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -125,7 +126,6 @@ test('malformed streams and sizes are E_CORRUPT', () => {
 });
 
 test('fuzz: damaged streams give E_CORRUPT or exactly outputSize bytes, never another error', () => {
-  const prng = new Prng(0xfa11);
   const corpus = [
     ...SPEC_31.map((s) => ({ packed: s.packed, size: s.plain.length })),
     ...[1, 2, 3].map((seed) => {
@@ -133,38 +133,10 @@ test('fuzz: damaged streams give E_CORRUPT or exactly outputSize bytes, never an
       return { packed: xpressCompress(data), size: data.length };
     }),
   ];
-  const outcomes = new Map<string, number>();
-  for (let i = 0; i < 20_000; i++) {
-    const { packed, size } = corpus[prng.int(corpus.length)]!;
-    const m = Buffer.from(packed);
-    let input: Buffer = m;
-    const kind = prng.int(5);
-    if (kind === 0) for (let k = 1 + prng.int(4); k > 0; k--) m[prng.int(m.length)]! ^= 1 << prng.int(8);
-    else if (kind === 1) input = m.subarray(0, prng.int(m.length));
-    else if (kind === 2) m[prng.int(m.length)] = [0, 0xff, 0x07, 0x0f][prng.int(4)]!;
-    else if (kind === 3) input = Buffer.concat([m.subarray(0, prng.int(m.length)), prng.bytes(1 + prng.int(8)), m.subarray(prng.int(m.length))]);
-    const outSize = prng.int(4) === 0 ? prng.int(size * 2 + 2) : size;
-    try {
-      const out = xpressDecompress(input, outSize);
-      assert.equal(out.length, outSize);
-      outcomes.set('ok', (outcomes.get('ok') ?? 0) + 1);
-    } catch (e) {
-      if (!(e instanceof MemdumpError) || e.code !== 'E_CORRUPT') throw new Error(`case ${i} (kind ${kind}): ${String(e)}`, { cause: e });
-      outcomes.set('E_CORRUPT', (outcomes.get('E_CORRUPT') ?? 0) + 1);
-    }
-  }
-  // Both outcomes must occur, or the mutations are not reaching the decoder's checks.
-  assert.ok((outcomes.get('ok') ?? 0) > 100 && (outcomes.get('E_CORRUPT') ?? 0) > 100, JSON.stringify([...outcomes]));
+  fuzzDecoder(xpressDecompress, corpus, { seed: 0xfa11, runs: 20_000, patchBytes: [0, 0xff, 0x07, 0x0f] });
 });
 
 test('truncating a stream never yields different bytes: a prefix fails or decodes to the original', () => {
   const data = Buffer.concat([new Prng(3).bytes(500), Buffer.alloc(3000), Buffer.from('abcd'.repeat(400))]);
-  const packed = xpressCompress(data);
-  for (let n = 0; n < packed.length; n++) {
-    try {
-      assert.deepEqual(xpressDecompress(packed.subarray(0, n), data.length), data, `prefix ${n}`);
-    } catch (e) {
-      assert.ok(e instanceof MemdumpError && e.code === 'E_CORRUPT', `prefix ${n}: ${String(e)}`);
-    }
-  }
+  prefixesFailOrMatch(xpressDecompress, xpressCompress(data), data);
 });
