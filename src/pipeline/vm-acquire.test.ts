@@ -103,6 +103,8 @@ test('a writer that stalls: E_SOURCE_READ after the stall timeout, the pipe clos
   assert.equal(r.job.report.status, 'INCOMPLETE');
   assert.equal(r.job.report.failure?.code, 'E_SOURCE_READ');
   assert.match(String(r.job.report.source.info['streamError']), /no byte/);
+  // the fake reports its state on its own stdout, not in step with the monitor
+  await until(() => q.state.dump === 'failed');
   assert.equal(q.state.brokenPipe, true);
   assert.equal(r.guestWarning, null);
   const vm = r.job.report.source.info['vm'] as Record<string, unknown>;
