@@ -12,9 +12,7 @@ import { xpressHuffmanDecompress } from '../core/xpress-huffman.js';
 import { PAGE_SIZE } from './hiberfil-header.js';
 import { type BlockTable, KIND_HUFFMAN, KIND_NAMES, KIND_STORED, MAX_PAGE_NUMBER, type PageIndex } from './hiberfil-index.js';
 import type { MemoryImage } from './types.js';
-
-/** Largest single read (callers read a few MiB at a time). */
-const MAX_READ = 1 << 30;
+import { checkReadLength } from './read-length.js';
 
 /** 64 decompressed blocks of at most 64 KiB: 4 MiB whatever the file size. */
 const CACHE_BYTES = 64 * 16 * PAGE_SIZE;
@@ -47,7 +45,7 @@ export class HiberImage implements MemoryImage {
   }
 
   async read(addr: bigint, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_READ) throw new MemdumpError('E_CORRUPT', `hiberfil: bad read length ${length}`, { details: { length } });
+    checkReadLength('hiberfil', length);
     const idx = this.index;
     // the whole span must lie in runs before `length` bytes are allocated
     for (let a = addr, h = -1; a < addr + BigInt(length); ) {

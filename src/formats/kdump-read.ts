@@ -9,13 +9,12 @@ import { Lru } from '../core/lru.js';
 import { type PageCompression, compressionOf, decompressPage } from './kdump-decompress.js';
 import type { DumpBytes } from './kdump-flat.js';
 import type { PageDesc, PageMap } from './kdump-pages.js';
+import { checkReadLength } from './read-length.js';
 
 /** Decompressed bytes handled per batch (whole pages, at least one), and the most stored bytes one file read may
  * span (gaps included): memory per read stays near these whatever the page size (256 KiB pages exist). */
 const BATCH_BYTES = 8 << 20;
 const MAX_SPAN = 8 << 20;
-/** One read() returns at most this much (the caller's buffer is allocated up front). */
-export const MAX_READ = 1 << 30;
 /** Stored pages closer than this are fetched together rather than with a second read. */
 const MERGE_GAP = 64 << 10;
 const PAGE_CACHE_BYTES = 1 << 20;
@@ -38,9 +37,7 @@ export class PageReader {
   }
 
   async read(addr: bigint, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_READ) {
-      throw new MemdumpError('E_CORRUPT', `kdump: bad read length ${length} (0..${MAX_READ})`, { details: { length: String(length) } });
-    }
+    checkReadLength('kdump', length);
     // checked before allocating: an address outside every run fails here, not after a buffer of `length` exists
     const runs = this.pages.runs;
     const lastEnd = runs.length > 0 ? runs[runs.length - 1]!.end : 0n;

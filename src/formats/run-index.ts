@@ -2,9 +2,7 @@ import { corrupt } from '../core/bytes.js';
 import { MemdumpError, hex } from '../core/errors.js';
 import type { RandomAccessFile } from '../core/file.js';
 import type { Range } from '../core/ranges.js';
-
-/** Largest single read (Node's Buffer limit is higher; no caller needs more than a few MiB at once). */
-const MAX_READ = 1 << 30;
+import { checkReadLength } from './read-length.js';
 
 interface Entry {
   range: Range;
@@ -74,7 +72,7 @@ export class RunIndex {
    * runs but never a hole (E_CORRUPT). Compressed containers (AVML, E01) supply their own `part`.
    */
   async gather(addr: bigint, length: number, part: (entry: number, offset: bigint, out: Buffer, at: number, n: number) => Promise<void>): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_READ) throw new MemdumpError('E_CORRUPT', `${this.what}: bad read length ${length}`, { details: { length } });
+    checkReadLength(this.what, length);
     // check the whole span lies in runs before allocating: a lying caller must not cost `length` bytes of memory
     for (let a = addr; a < addr + BigInt(length); ) {
       const i = this.indexOf(a);
