@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -13,7 +12,7 @@ import { mutateFields, truthImage } from '../../test/fixtures/vmware.js';
 import { tempDir } from '../../test/helpers/cli.js';
 import { expectCode } from '../../test/helpers/expect-code.js';
 import { Prng } from '../../test/helpers/prng.js';
-import { QmpClient, findExecutable } from '../../test/helpers/qemu-guest.js';
+import { qemuBinary, referenceDump, startBareGuest } from '../../test/helpers/vm-qemu.js';
 
 const FORMAT_CODES = new Set(['E_TRUNCATED', 'E_CORRUPT', 'E_TOO_LARGE', 'E_UNKNOWN_FORMAT', 'E_UNSUPPORTED']);
 
@@ -89,19 +88,11 @@ test('a damaged descriptor or missing CPU notes do not stop the memory: reported
   assert.deepEqual(elfProducer([{ name: 'VMCOREINFO', type: 0, desc: Buffer.from('OSRELEASE=6.1\n') }, { name: 'CORE', type: 1, desc: Buffer.alloc(336) }]), {});
 });
 
-const qemu = findExecutable('qemu-system-x86_64');
-
-test('QEMU dump-guest-memory of a 2-CPU machine: producer QEMU, 2 CPUs (real qemu-system-x86_64)', { skip: qemu ? false : 'qemu-system-x86_64 not installed', timeout: 120_000 }, async (t) => {
+test('QEMU dump-guest-memory of a 2-CPU machine: producer QEMU, 2 CPUs (real qemu-system-x86_64)', { skip: qemuBinary ? false : 'qemu-system-x86_64 not installed', timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
-  const sock = join(dir, 'qmp.sock');
-  const vm = spawn(qemu!, ['-S', '-m', '32', '-smp', '2', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server,nowait`], { stdio: 'ignore' });
-  t.after(() => vm.kill('SIGKILL'));
-  while (!existsSync(sock)) await new Promise((r) => setTimeout(r, 50));
-  const qmp = await QmpClient.connect(sock);
+  const g = await startBareGuest(t, dir, { memMiB: 32, paused: true, extraArgs: ['-smp', '2'] });
   const dump = join(dir, 'qemu.elf');
-  await qmp.command('dump-guest-memory', { paging: false, protocol: `file:${dump}` });
-  await qmp.command('quit').catch(() => undefined);
-  qmp.close();
+  await referenceDump(g, dump);
   const img = await openImage(dump);
   try {
     assert.equal(img.details['producer'], 'QEMU');

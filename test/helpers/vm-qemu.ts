@@ -22,12 +22,13 @@ export interface BareGuest {
  * A machine with no disk and no kernel: with `paused` it never starts (-S, "prelaunch"); without, the firmware
  * finds nothing to boot and spins, so the guest is genuinely running and its memory changes under it.
  */
-export async function startBareGuest(t: { after: (fn: () => void | Promise<void>) => void }, dir: string, o: { memMiB: number; paused: boolean; name?: string; uid?: number }): Promise<BareGuest> {
+export async function startBareGuest(t: { after: (fn: () => void | Promise<void>) => void }, dir: string, o: { memMiB: number; paused: boolean; name?: string; uid?: number; extraArgs?: readonly string[] }): Promise<BareGuest> {
   if (!qemuBinary) throw new Error('qemu-system-x86_64 not installed');
   const sock = join(dir, 'qmp.sock');
   const watchSock = join(dir, 'watch.sock');
   const args = [...(o.paused ? ['-S'] : []), '-m', String(o.memMiB), '-accel', 'tcg', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server,nowait`, '-qmp', `unix:${watchSock},server,nowait`];
   if (o.name) args.push('-name', o.name, '-uuid', '5c3a3f0e-6a3b-4d1c-9a7e-0123456789ab');
+  if (o.extraArgs) args.push(...o.extraArgs);
   // setpriv execs QEMU in place (no intermediate process), so killing the child kills QEMU
   const child = o.uid === undefined ? spawn(qemuBinary, args, { stdio: 'ignore' }) : spawn('setpriv', [`--reuid=${o.uid}`, `--regid=${o.uid}`, '--clear-groups', qemuBinary, ...args], { stdio: 'ignore' });
   let watch: QmpClient | undefined;

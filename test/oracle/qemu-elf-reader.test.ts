@@ -3,28 +3,18 @@
  * (no kernel needed), then conversions through every format keep the content hash.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openImage } from '../../src/formats/registry.js';
 import { contentHash } from '../../src/pipeline/info.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { QmpClient, findExecutable } from '../helpers/qemu-guest.js';
+import { qemuBinary, referenceDump, startBareGuest } from '../helpers/vm-qemu.js';
 
-const qemu = findExecutable('qemu-system-x86_64');
-
-test('reads QEMU dump-guest-memory ELF and converts it losslessly', { skip: qemu ? false : 'qemu-system-x86_64 not installed', timeout: 120_000 }, async (t) => {
+test('reads QEMU dump-guest-memory ELF and converts it losslessly', { skip: qemuBinary ? false : 'qemu-system-x86_64 not installed', timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
-  const sock = join(dir, 'qmp.sock');
-  const vm = spawn(qemu!, ['-S', '-m', '64', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server,nowait`], { stdio: 'ignore' });
-  t.after(() => vm.kill('SIGKILL'));
-  while (!existsSync(sock)) await new Promise((r) => setTimeout(r, 50));
-  const qmp = await QmpClient.connect(sock);
+  const g = await startBareGuest(t, dir, { memMiB: 64, paused: true });
   const dump = join(dir, 'qemu.elf');
-  await qmp.command('dump-guest-memory', { paging: false, protocol: `file:${dump}` });
-  await qmp.command('quit').catch(() => undefined);
-  qmp.close();
+  await referenceDump(g, dump);
 
   const info = JSON.parse((await runCli(['info', dump, '--json', '--content-hash'])).stdout.toString());
   assert.equal(info.format, 'elf');

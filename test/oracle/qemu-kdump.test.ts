@@ -6,8 +6,8 @@
  * `--to elf`, and our virtual reassembly of QEMU's flattened stream must equal what makedumpfile -R writes.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RandomAccessFile } from '../../src/core/file.js';
@@ -20,7 +20,8 @@ import type { MemoryImage } from '../../src/formats/types.js';
 import { contentHash } from '../../src/pipeline/info.js';
 import { pageContent } from '../fixtures/kdump.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { QmpClient, findExecutable } from '../helpers/qemu-guest.js';
+import { findExecutable } from '../helpers/qemu-guest.js';
+import { startBareGuest } from '../helpers/vm-qemu.js';
 
 const qemu = findExecutable('qemu-system-x86_64');
 const makedumpfile = findExecutable('makedumpfile');
@@ -39,18 +40,15 @@ async function hashOf(path: string): Promise<{ hash: string; notes: string[]; ru
 
 test('QEMU dump-guest-memory kdump formats read as the same memory as its ELF dump', { skip: qemu ? false : 'qemu-system-x86_64 not installed', timeout: 300_000 }, async (t) => {
   const dir = tempDir(t, 'memdump-qemu-kdump-');
-  const sock = join(dir, 'qmp.sock');
   // seeded pages (random, text, repeated, zero) loaded into guest RAM, so the dumps hold more than zeros
   const blob = join(dir, 'blob.bin');
   const pages = Array.from({ length: BLOB_PAGES }, (_, i) => pageContent(0x51, i, 4096));
   writeFileSync(blob, Buffer.concat(pages));
-  const vm = spawn(qemu!, ['-S', '-m', '64', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-device', `loader,file=${blob},addr=${BLOB_AT},force-raw=on`, '-qmp', `unix:${sock},server,nowait`], { stdio: 'ignore' });
-  t.after(() => vm.kill('SIGKILL'));
-  while (!existsSync(sock)) await new Promise((r) => setTimeout(r, 50));
-  const qmp = await QmpClient.connect(sock);
-  const caps = (await qmp.command('query-dump-guest-memory-capability')) as { formats: string[] };
+  const g = await startBareGuest(t, dir, { memMiB: 64, paused: true, extraArgs: ['-device', `loader,file=${blob},addr=${BLOB_AT},force-raw=on`] });
+  const qmp = await g.qmp();
+  const caps = await qmp.execute<{ formats: string[] }>('query-dump-guest-memory-capability');
   const elf = join(dir, 'qemu.elf');
-  await qmp.command('dump-guest-memory', { paging: false, protocol: `file:${elf}`, format: 'elf' });
+  await qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${elf}`, format: 'elf' }, 300_000);
   const dumps: string[] = [];
   for (const f of KDUMP_FORMATS) {
     if (!caps.formats.includes(f)) {
@@ -58,10 +56,9 @@ test('QEMU dump-guest-memory kdump formats read as the same memory as its ELF du
       continue;
     }
     const out = join(dir, `qemu.${f}`);
-    await qmp.command('dump-guest-memory', { paging: false, protocol: `file:${out}`, format: f });
+    await qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${out}`, format: f }, 300_000);
     dumps.push(out);
   }
-  await qmp.command('quit').catch(() => undefined);
   qmp.close();
   assert.ok(dumps.length > 0, 'QEMU offered no kdump format');
 
