@@ -16,6 +16,7 @@ import { registerPresign } from './presign.js';
 import { registerProcess } from './process.js';
 import { registerReceive } from './receive.js';
 import { registerRegions } from './regions.js';
+import { registerScan } from './scan.js';
 import { registerSwap } from './swap.js';
 import { registerVerify } from './verify.js';
 import { registerVm } from './vm.js';
@@ -30,6 +31,7 @@ Exit status:
   11 verification mismatch (verify; image --verify: the source changed; a report signature that fails) · 12 invalid report
   13 delivery refused: receiver pin mismatch or authentication failed · 14 delivery failed (protocol, remote error, limit)
   15 decryption failed (wrong identity, altered or truncated ciphertext)
+  16 scan --find-secret: a secret is still in memory
   70 internal error · 130 interrupted (SIGINT/SIGTERM: the .partial file and an INCOMPLETE report are kept)`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -67,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPresign(program, globals, setExit);
   registerDecrypt(program, globals, setExit);
   registerVm(program, globals, setExit);
+  registerScan(program, globals, setExit);
   try {
     await program.parseAsync(argv);
     return exitCode;

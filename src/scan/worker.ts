@@ -1,0 +1,65 @@
+/**
+ * A scan worker thread: windows in, finished feature lines out. Everything per byte happens here (text views,
+ * scanners, decoding, YARA) so the main thread only reads input and appends lines; lines come back already
+ * formatted, with the window's offsets turned into addresses.
+ */
+import { parentPort } from 'node:worker_threads';
+import { MemdumpError } from '../core/errors.js';
+import { escapeFeature, formatAddress } from './format.js';
+import { selectScanners } from './scanners/index.js';
+import type { FeatureKind } from './types.js';
+import { scanWindow, type WindowStats } from './window.js';
+import { compileYara, type YaraRules } from './yara.js';
+import type { WorkerInit, WorkerJob, WorkerResult } from './worker-protocol.js';
+
+let config: { scanners: ReturnType<typeof selectScanners>; maxDepth: number; maxDecoded: number; maxDecodedPerWindow: number } | undefined;
+let yara: YaraRules | undefined;
+
+function address(base: bigint, rel: string, addressing: WorkerJob['addressing']): string {
+  const dash = rel.indexOf('-');
+  const head = dash < 0 ? rel : rel.slice(0, dash);
+  return formatAddress(base + BigInt(head), addressing) + (dash < 0 ? '' : rel.slice(dash));
+}
+
+function run(job: WorkerJob): WorkerResult {
+  if (!config) throw new Error('scan worker used before init');
+  const buf = Buffer.from(job.buf, 0, job.length);
+  const base = BigInt(job.base);
+  const { hits, stats } = scanWindow(buf, job.ownFrom, job.ownTo, config);
+  const kinds: FeatureKind[] = [];
+  const lines: string[] = [];
+  const features: string[] = [];
+  for (const h of hits) {
+    const feature = escapeFeature(h.feature);
+    kinds.push(h.kind);
+    features.push(feature);
+    lines.push(`${address(base, h.rel, job.addressing)}\t${feature}\t${h.context}\n`);
+  }
+  const yaraLines: string[] = [];
+  let yaraRules: string[] = [];
+  if (yara) {
+    const matches = yara.scan(buf, job.ownFrom, job.ownTo);
+    yaraRules = matches.map((m) => m.rule);
+    for (const m of matches) {
+      yaraLines.push(`${formatAddress(base + BigInt(m.offset), job.addressing)}\t${m.rule}\t${m.pattern}\t${m.length}\t${escapeFeature(job.label)}\t${escapeFeature(m.data.toString('latin1'))}\n`);
+    }
+  }
+  return { id: job.id, kinds, lines, features, yaraLines, yaraRules, stats: stats satisfies WindowStats, buf: job.buf };
+}
+
+parentPort?.on('message', (msg: { init: WorkerInit } | { job: WorkerJob }) => {
+  try {
+    if ('init' in msg) {
+      const i = msg.init;
+      config = { scanners: i.scanners.length === 0 ? [] : selectScanners(i.scanners.join(',')), maxDepth: i.maxDepth, maxDecoded: i.maxDecoded, maxDecodedPerWindow: i.maxDecodedPerWindow };
+      yara = i.yara ? compileYara(i.yara.source, i.yara.origin) : undefined;
+      parentPort?.postMessage({ ready: true });
+      return;
+    }
+    const r = run(msg.job);
+    parentPort?.postMessage({ result: r }, [r.buf]);
+  } catch (e) {
+    const err = e instanceof MemdumpError ? { code: e.code, message: e.message } : { code: 'E_INTERNAL', message: (e as Error)?.stack ?? String(e) };
+    parentPort?.postMessage({ error: err, id: 'job' in msg ? msg.job.id : -1 });
+  }
+});
