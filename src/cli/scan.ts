@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
-import { MemdumpError } from '../core/errors.js';
+import { ERROR_EXIT, MemdumpError } from '../core/errors.js';
 import { escapeControl } from '../core/escape.js';
 import type { FormatName } from '../formats/types.js';
 import { fmt } from '../pipeline/space.js';
 import { auditSecrets } from '../scan/audit.js';
 import { openProcessInput, openScanInput, type ScanInput } from '../scan/input.js';
 import { ScanOutput } from '../scan/output.js';
-import { DEFAULT_CHUNK, DEFAULT_OVERLAP, runScan } from '../scan/run.js';
+import { DEFAULT_CHUNK, DEFAULT_OVERLAP, newTotals, runScan } from '../scan/run.js';
 import { SCANNERS, selectScanners } from '../scan/scanners/index.js';
 import { readSecretsFile, secretForms } from '../scan/secret.js';
 import { FEATURE_KINDS } from '../scan/types.js';
+import { MAX_HITS_PER_WINDOW } from '../scan/window.js';
 import { compileYara, loadYaraSources } from '../scan/yara.js';
 import { abortOnSignals, parseSize, progressReporter, say, type GlobalOptions } from './common.js';
 
@@ -121,13 +122,18 @@ export function registerScan(program: Command, globals: () => GlobalOptions, set
           const header = [`memdump scan`, `input: ${escapeControl(JSON.stringify(input.description))}`, `addressing: ${input.addressing} (${input.addressing === 'file' ? 'decimal file offsets' : 'hex addresses'}; -GZIP-n etc.: offset n in the decoded data)`];
           const out = await ScanOutput.create(o.output, kinds, header, yaraSource !== undefined);
           const progress = progressReporter(g, 'scan');
-          const totals = await runScan(input, out, {
+          const totals = newTotals();
+          let failure: unknown;
+          await runScan(input, out, {
             init: { scanners: scanners.map((s) => s.name), maxDepth, maxDecoded, maxDecodedPerWindow: Math.max(maxDecoded, 64 * 1024 * 1024), ...(yaraSource !== undefined ? { yara: { source: yaraSource, origin: yaraFiles.join(', ') } } : {}) },
             chunkSize,
             overlap: DEFAULT_OVERLAP,
             signal: abort.signal,
             ...(workers !== undefined ? { workers } : {}),
             ...(progress ? { onProgress: progress } : {}),
+          }, totals).catch((e: unknown) => {
+            // keep what was found: close the files, write the histograms and a scan.json that says where it stopped
+            failure = e;
           });
           const features = await out.finish();
           const seconds = (performance.now() - t0) / 1000;
@@ -139,19 +145,22 @@ export function registerScan(program: Command, globals: () => GlobalOptions, set
             seconds: Math.round(seconds * 1000) / 1000,
             bytesScanned: totals.bytesScanned.toString(),
             bytesPerSecond: seconds > 0 ? Math.round(Number(totals.bytesScanned) / seconds) : 0,
-            complete: !totals.interrupted,
+            complete: !totals.interrupted && failure === undefined,
+            error: failure === undefined ? null : failure instanceof MemdumpError ? { code: failure.code, message: failure.message } : { code: 'E_INTERNAL', message: String(failure) },
             options: { scanners: scanners.map((s) => s.name), maxDepth, maxDecoded, chunkSize, overlap: DEFAULT_OVERLAP, yara: yaraFiles.length > 0 ? { files: yaraFiles, sha256: createHash('sha256').update(yaraSource ?? '').digest('hex') } : null },
             features,
             containers: totals.containers,
             truncatedContainers: totals.truncatedContainers,
             decodedBytes: totals.decodedBytes,
             budgetExhaustedWindows: totals.budgetExhaustedWindows,
+            droppedFeatures: totals.dropped.map((d) => ({ window: d.address.toString(), features: d.features })),
             histogramTruncated: out.histogramTruncated,
             yara: yaraSource !== undefined ? Object.fromEntries(out.yaraCounts) : null,
             unreadableBytes: totals.unreadableBytes.toString(),
             unreadable: totals.unreadable.map((u) => ({ start: u.start.toString(), end: u.end.toString(), region: u.region, reason: u.reason })),
           };
           await out.writeSummary(summary);
+          if (failure !== undefined) throw failure;
           if (g.json) process.stdout.write(JSON.stringify(summary) + '\n');
           else if (!g.quiet) {
             const found = Object.entries(features).filter(([, t]) => t.features > 0);
@@ -159,6 +168,11 @@ export function registerScan(program: Command, globals: () => GlobalOptions, set
             for (const [k, t] of found) say(g, `  ${k.padEnd(20)} ${String(t.features).padStart(8)} (${t.distinct} distinct)`);
             if (yaraSource !== undefined) say(g, `  yara                 ${String([...out.yaraCounts.values()].reduce((a, b) => a + b, 0)).padStart(8)} match(es)`);
             say(g, `results in ${o.output}`);
+          }
+          if (totals.dropped.length > 0) {
+            const n = totals.dropped.reduce((a, d) => a + d.features, 0);
+            process.stderr.write(`memdump: WARNING: ${n} feature(s) in ${totals.dropped.length} window(s) dense with features were not reported (more than ${MAX_HITS_PER_WINDOW} in one window; see droppedFeatures in scan.json): scan again with --chunk-size 1M\n`);
+            setExit(ERROR_EXIT.E_TOO_LARGE ?? 9);
           }
           if (totals.interrupted) setExit(130);
         } finally {

@@ -6,6 +6,13 @@ import { Worker } from 'node:worker_threads';
 import { MemdumpError } from '../core/errors.js';
 import type { WorkerInit, WorkerJob, WorkerResult } from './worker-protocol.js';
 
+/*
+ * V8 sizes a worker's heap from the machine's memory (gigabytes here) and collects lazily until it is near that, so
+ * two workers each kept a few hundred MB of dead window strings. A fixed old space makes it collect as it goes; a
+ * window's live set is bounded by MAX_HITS_PER_WINDOW (about 100 MB at worst) well below it.
+ */
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 };
+
 interface Slot {
   worker: Worker;
   busy: boolean;
@@ -24,7 +31,7 @@ export class ScanPool {
     const url = new URL('./worker.js', import.meta.url);
     await Promise.all(
       Array.from({ length: size }, async () => {
-        const worker = new Worker(url);
+        const worker = new Worker(url, { resourceLimits: WORKER_LIMITS });
         const slot: Slot = { worker, busy: false };
         pool.slots.push(slot);
         await new Promise<void>((resolve, reject) => {
@@ -38,7 +45,13 @@ export class ScanPool {
           worker.postMessage({ init });
         });
         worker.on('message', (m: { result?: WorkerResult; error?: { code: string; message: string } }) => pool.settle(slot, m));
-        worker.on('error', (e) => pool.fail(e instanceof Error ? e : new Error(String(e))));
+        worker.on('error', (e: Error & { code?: string }) =>
+          pool.fail(
+            e.code === 'ERR_WORKER_OUT_OF_MEMORY'
+              ? new MemdumpError('E_TOO_LARGE', `a scan worker ran out of memory on one window (${WORKER_LIMITS.maxOldGenerationSizeMb} MB): scan again with a smaller --chunk-size (e.g. 1M); what was found so far is written`, { cause: e })
+              : e,
+          ),
+        );
         worker.on('exit', (code) => {
           if (code !== 0 && !pool.closing) pool.fail(new MemdumpError('E_INTERNAL', `scan worker exited with code ${code}`));
         });

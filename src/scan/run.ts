@@ -41,6 +41,8 @@ export interface ScanRunTotals {
   truncatedContainers: number;
   decodedBytes: number;
   budgetExhaustedWindows: number;
+  /** Features not reported, by the address of the window that dropped them (MAX_HITS_PER_WINDOW). */
+  dropped: { address: bigint; features: number }[];
   interrupted: boolean;
 }
 
@@ -97,11 +99,15 @@ export async function readWindow(input: ScanInput, w: Window, buf: Buffer, total
   }
 }
 
-export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptions): Promise<ScanRunTotals> {
+export function newTotals(): ScanRunTotals {
+  return { bytesScanned: 0n, windows: 0, unreadable: [], unreadableBytes: 0n, containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhaustedWindows: 0, dropped: [], interrupted: false };
+}
+
+/** `totals` is filled as windows complete, so a caller that catches a failure still knows what was scanned. */
+export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptions, totals: ScanRunTotals = newTotals()): Promise<ScanRunTotals> {
   const chunk = o.chunkSize ?? DEFAULT_CHUNK;
   const overlap = Math.max(o.overlap ?? DEFAULT_OVERLAP, MAX_FEATURE_LENGTH);
   const workers = Math.max(1, o.workers ?? availableParallelism());
-  const totals: ScanRunTotals = { bytesScanned: 0n, windows: 0, unreadable: [], unreadableBytes: 0n, containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhaustedWindows: 0, interrupted: false };
   const total = input.regions.reduce((n, r) => n + (r.end - r.start), 0n);
   const pool = await ScanPool.start(workers, o.init);
   const free: ArrayBuffer[] = [];
@@ -117,6 +123,7 @@ export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptio
     totals.truncatedContainers += s.truncatedContainers;
     totals.decodedBytes += s.decodedBytes;
     if (s.budgetExhausted) totals.budgetExhaustedWindows++;
+    if (s.dropped > 0) totals.dropped.push({ address: head.w.start + BigInt(head.w.ownFrom), features: s.dropped });
     totals.bytesScanned += BigInt(head.w.ownTo - head.w.ownFrom);
     totals.windows++;
     free.push(r.buf);

@@ -12,7 +12,15 @@ import { findZip } from './decode/zip.js';
 import { findZlib } from './decode/zlib.js';
 import { CONTEXT, escapeFeature } from './format.js';
 import type { FeatureKind, Scanner } from './types.js';
-import { asciiView, runOf, utf16View, type TextView } from './view.js';
+import { runOf, textIndexOf, textViews, type TextView } from './view.js';
+
+/**
+ * Features one window may report. A worker keeps a window's features in memory until the window is done (about
+ * 500 bytes each), so this bounds a worker's memory on text that is nothing but features; the rest of such a
+ * window is counted as dropped, said in scan.json and on stderr, and a smaller --chunk-size recovers them (a 1 MiB
+ * window cannot hold this many).
+ */
+export const MAX_HITS_PER_WINDOW = 200_000;
 
 export interface WindowConfig {
   readonly scanners: readonly Scanner[];
@@ -38,6 +46,8 @@ export interface WindowStats {
   truncatedContainers: number;
   decodedBytes: number;
   budgetExhausted: boolean;
+  /** Features not reported because the window reached MAX_HITS_PER_WINDOW. */
+  dropped: number;
 }
 
 interface Frame {
@@ -48,7 +58,7 @@ interface Frame {
 
 export function scanWindow(buf: Buffer, ownFrom: number, ownTo: number, cfg: WindowConfig): { hits: Hit[]; stats: WindowStats } {
   const hits: Hit[] = [];
-  const stats: WindowStats = { containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhausted: false };
+  const stats: WindowStats = { containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhausted: false, dropped: 0 };
   const budget: DecodeBudget = { maxOutput: cfg.maxDecoded, remaining: cfg.maxDecodedPerWindow };
   scanBuffer(buf, ownFrom, ownTo, 0, { prefix: '', key: -1 }, cfg, budget, hits, stats);
   stats.budgetExhausted = budget.remaining <= 0;
@@ -62,11 +72,10 @@ function pathOf(f: Frame, off: number): string {
 }
 
 function scanBuffer(buf: Buffer, ownFrom: number, ownTo: number, depth: number, frame: Frame, cfg: WindowConfig, budget: DecodeBudget, hits: Hit[], stats: WindowStats): void {
-  const latin1 = buf.toString('latin1');
-  const ascii = asciiView(latin1);
+  const { ascii, utf16: wide } = textViews(buf);
   let containers: Decoded[] = [];
   if (depth < cfg.maxDepth && budget.remaining > 0) {
-    const found = [...findGzip(buf, ownFrom, ownTo, budget), ...findZlib(buf, ownFrom, ownTo, budget), ...findZip(buf, ownFrom, ownTo, budget), ...findBase64InRuns(latin1, byteSpans(ascii), ownFrom, ownTo, budget)];
+    const found = [...findGzip(buf, ownFrom, ownTo, budget), ...findZlib(buf, ownFrom, ownTo, budget), ...findZip(buf, ownFrom, ownTo, budget), ...base64Blocks(ascii, ownFrom, ownTo, budget)];
     containers = outermost(found);
   }
   const stored = storedRanges(buf, containers);
@@ -76,17 +85,24 @@ function scanBuffer(buf: Buffer, ownFrom: number, ownTo: number, depth: number, 
     const r = runOf(ascii, start);
     const raw = (ascii.rawStarts[r] as number) + (start - (ascii.textStarts[r] as number));
     if (raw < ownFrom || raw >= ownTo || inRanges(stored, raw)) return;
+    if (hits.length >= MAX_HITS_PER_WINDOW) {
+      stats.dropped++;
+      return;
+    }
     const rawEnd = raw + (end - start);
-    hits.push({ kind, key: keyOf(raw), rel: pathOf(frame, raw), feature: feature ?? ascii.text.slice(start, end), context: escapeFeature(latin1.slice(Math.max(0, raw - CONTEXT), rawEnd + CONTEXT)) });
+    hits.push({ kind, key: keyOf(raw), rel: pathOf(frame, raw), feature: feature ?? ascii.text.slice(start, end), context: escapeFeature(buf.toString('latin1', Math.max(0, raw - CONTEXT), Math.min(buf.length, rawEnd + CONTEXT))) });
   });
 
-  const wide = utf16View(buf, latin1);
   runScanners(wide, cfg.scanners, (kind, start, end, feature) => {
     const r = runOf(wide, start);
     const runRaw = wide.rawStarts[r] as number;
     if (runRaw < ownFrom || runRaw >= ownTo) return;
+    if (hits.length >= MAX_HITS_PER_WINDOW) {
+      stats.dropped++;
+      return;
+    }
     const runText = wide.textStarts[r] as number;
-    const runEnd = r + 1 < wide.runs ? (wide.textStarts[r + 1] as number) - 1 : wide.text.length;
+    const runEnd = wide.textEnds[r] as number;
     const ctx = wide.text.slice(Math.max(runText, start - CONTEXT), Math.min(runEnd, end + CONTEXT));
     hits.push({ kind, key: keyOf(runRaw), rel: `${pathOf(frame, runRaw)}-UTF16-${start - runText}`, feature: feature ?? wide.text.slice(start, end), context: escapeFeature(ctx) });
   });
@@ -119,15 +135,22 @@ function storedRanges(buf: Buffer, containers: readonly Decoded[]): number[] {
   return out;
 }
 
-/** [start, end) byte offsets of the ASCII view's runs, as the base64 finder takes them. */
-function byteSpans(v: TextView): Int32Array {
-  const out = new Int32Array(2 * v.runs);
+/**
+ * Base64 blocks lie inside printable runs, so the finder reads the ASCII view (runs in text coordinates) rather than
+ * a latin1 copy of the whole buffer; its text positions map back to bytes one to one within a run.
+ */
+function base64Blocks(v: TextView, ownFrom: number, ownTo: number, budget: DecodeBudget): Decoded[] {
+  if (v.runs === 0) return [];
+  const runs = new Int32Array(2 * v.runs);
   for (let i = 0; i < v.runs; i++) {
-    const len = (i + 1 < v.runs ? (v.textStarts[i + 1] as number) - 1 : v.text.length) - (v.textStarts[i] as number);
-    out[2 * i] = v.rawStarts[i] as number;
-    out[2 * i + 1] = (v.rawStarts[i] as number) + len;
+    runs[2 * i] = v.textStarts[i] as number;
+    runs[2 * i + 1] = v.textEnds[i] as number;
   }
-  return out;
+  const toRaw = (t: number): number => {
+    const r = runOf(v, Math.min(t, v.text.length - 1));
+    return (v.rawStarts[r] as number) + (t - (v.textStarts[r] as number));
+  };
+  return findBase64InRuns(v.text, runs, textIndexOf(v, ownFrom), textIndexOf(v, ownTo), budget).map((d) => ({ ...d, start: toRaw(d.start), end: toRaw(d.end) }));
 }
 
 function inRanges(r: readonly number[], x: number): boolean {

@@ -15,11 +15,18 @@ import type { WorkerInit, WorkerJob, WorkerResult } from './worker-protocol.js';
 let config: { scanners: ReturnType<typeof selectScanners>; maxDepth: number; maxDecoded: number; maxDecodedPerWindow: number } | undefined;
 let yara: YaraRules | undefined;
 
+/** The window-relative first component of `rel` made absolute; Number arithmetic while it is exact (BigInt per line is slow). */
 function address(base: bigint, rel: string, addressing: WorkerJob['addressing']): string {
   const dash = rel.indexOf('-');
   const head = dash < 0 ? rel : rel.slice(0, dash);
-  return formatAddress(base + BigInt(head), addressing) + (dash < 0 ? '' : rel.slice(dash));
+  const tail = dash < 0 ? '' : rel.slice(dash);
+  if (base < SAFE_BASE) {
+    const a = Number(base) + Number(head);
+    return (addressing === 'file' ? a.toString(10) : `0x${a.toString(16)}`) + tail;
+  }
+  return formatAddress(base + BigInt(head), addressing) + tail;
 }
+const SAFE_BASE = BigInt(Number.MAX_SAFE_INTEGER) - (1n << 32n);
 
 function run(job: WorkerJob): WorkerResult {
   if (!config) throw new Error('scan worker used before init');
