@@ -11,9 +11,14 @@ import { DEFAULT_CHUNK, DEFAULT_OVERLAP, newTotals, runScan } from '../scan/run.
 import { SCANNERS, selectScanners } from '../scan/scanners/index.js';
 import { readSecretsFile, secretForms } from '../scan/secret.js';
 import { FEATURE_KINDS } from '../scan/types.js';
-import { MAX_HITS_PER_WINDOW } from '../scan/window.js';
+import { MAX_CONTAINERS_PER_WINDOW, MAX_HITS_PER_KIND } from '../scan/window.js';
 import { compileYara, loadYaraSources } from '../scan/yara.js';
 import { abortOnSignals, parseSize, progressReporter, say, type GlobalOptions } from './common.js';
+
+/** Warnings reach stderr even with -q: they say the output is not the whole answer. */
+function warn(text: string): void {
+  process.stderr.write(`memdump: WARNING: ${text}\n`);
+}
 
 /** Exit status of --find-secret when a secret is still in memory (0 when none is). */
 export const EXIT_SECRET_FOUND = 16;
@@ -154,6 +159,8 @@ export function registerScan(program: Command, globals: () => GlobalOptions, set
             decodedBytes: totals.decodedBytes,
             budgetExhaustedWindows: totals.budgetExhaustedWindows,
             droppedFeatures: totals.dropped.map((d) => ({ window: d.address.toString(), features: d.features })),
+            containersSkipped: totals.containersSkipped,
+            scannerErrors: totals.scannerErrors.map((e) => ({ window: e.address.toString(), error: e.error })),
             histogramTruncated: out.histogramTruncated,
             yara: yaraSource !== undefined ? Object.fromEntries(out.yaraCounts) : null,
             unreadableBytes: totals.unreadableBytes.toString(),
@@ -169,10 +176,20 @@ export function registerScan(program: Command, globals: () => GlobalOptions, set
             if (yaraSource !== undefined) say(g, `  yara                 ${String([...out.yaraCounts.values()].reduce((a, b) => a + b, 0)).padStart(8)} match(es)`);
             say(g, `results in ${o.output}`);
           }
+          // what was not scanned or not reported is said, and the exit status says it too
           if (totals.dropped.length > 0) {
-            const n = totals.dropped.reduce((a, d) => a + d.features, 0);
-            process.stderr.write(`memdump: WARNING: ${n} feature(s) in ${totals.dropped.length} window(s) dense with features were not reported (more than ${MAX_HITS_PER_WINDOW} in one window; see droppedFeatures in scan.json): scan again with --chunk-size 1M\n`);
+            const n = totals.dropped.reduce((a, d) => a + Object.values(d.features).reduce((x: number, y) => x + (y ?? 0), 0), 0);
+            warn(`${n} feature(s) in ${totals.dropped.length} window(s) dense with features were not reported (more than ${MAX_HITS_PER_KIND} of one kind in one window; see droppedFeatures in scan.json): scan again with --chunk-size 1M`);
             setExit(ERROR_EXIT.E_TOO_LARGE ?? 9);
+          }
+          if (totals.containersSkipped > 0) warn(`${totals.containersSkipped} container(s) not decoded (more than ${MAX_CONTAINERS_PER_WINDOW} in one window; containersSkipped in scan.json)`);
+          if (totals.scannerErrors.length > 0) {
+            warn(`a scanner failed on ${totals.scannerErrors.length} window(s) (scannerErrors in scan.json): ${escapeControl(totals.scannerErrors[0]?.error ?? '')}`);
+            setExit(ERROR_EXIT.E_INTERNAL ?? 70);
+          }
+          if (totals.unreadableBytes > 0n) {
+            warn(`${fmt(totals.unreadableBytes)} could not be read and were not scanned (unreadable in scan.json)`);
+            if (input.addressing !== 'virtual') setExit(ERROR_EXIT.E_SOURCE_READ ?? 5);
           }
           if (totals.interrupted) setExit(130);
         } finally {

@@ -4,7 +4,7 @@
  * read-only, without stopping it). All three are a list of regions and a read that may fail on part of a region.
  */
 import { stat } from 'node:fs/promises';
-import { MemdumpError } from '../core/errors.js';
+import { MemdumpError, fromSystemError } from '../core/errors.js';
 import { RandomAccessFile } from '../core/file.js';
 import { openImage } from '../formats/registry.js';
 import type { FormatName } from '../formats/types.js';
@@ -60,7 +60,16 @@ export async function openProcessInput(pid: number): Promise<ScanInput> {
   };
 }
 
+/** Regular files and block devices only: a FIFO would block open() and a character device (/dev/zero) never ends. */
+async function assertScannable(path: string): Promise<void> {
+  const st = await stat(path).catch((e: unknown) => {
+    throw fromSystemError(e, path);
+  });
+  if (!st.isFile() && !st.isBlockDevice()) throw new MemdumpError('E_UNSUPPORTED', `${path} is not a regular file or a block device; memdump scan reads files, images and --pid`);
+}
+
 export async function openPlainInput(path: string): Promise<ScanInput> {
+  await assertScannable(path);
   const st = await stat(path).catch(() => undefined);
   const file = await RandomAccessFile.open(path);
   const size = st?.isFile() ? BigInt(st.size) : file.size;
@@ -82,12 +91,15 @@ export async function openPlainInput(path: string): Promise<ScanInput> {
  * image has no container, and its offsets are what an analyst looks up. `format: 'plain'` skips detection.
  */
 export async function openScanInput(path: string, format?: FormatName | 'plain'): Promise<ScanInput> {
+  await assertScannable(path);
   if (format === 'plain') return openPlainInput(path);
   let img;
   try {
     img = await openImage(path, format);
   } catch (e) {
-    if (format === undefined && e instanceof MemdumpError && e.code === 'E_UNKNOWN_FORMAT' && e.details?.['layer'] === undefined) return openPlainInput(path);
+    // not an image (or a gzip/zstd/age layer over one): its bytes are what there is to scan, and the gzip finder
+    // decodes a gzip layer anyway
+    if (format === undefined && e instanceof MemdumpError && e.code === 'E_UNKNOWN_FORMAT') return openPlainInput(path);
     throw e;
   }
   // Adjacent runs are one region: a feature that crosses from one run into the next is still one feature.

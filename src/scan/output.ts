@@ -53,7 +53,9 @@ export interface KindTotals {
 }
 
 /** A directory that may be used: absent (created 0700), or an empty directory that is not a symlink. */
-export async function prepareOutDir(dir: string): Promise<void> {
+export async function prepareOutDir(path: string): Promise<void> {
+  // "out/" names the symlink's target, "out" the symlink itself: lstat the name without its trailing slashes
+  const dir = path.length > 1 ? path.replace(/\/+$/, '') || '/' : path;
   let entries: Dirent[] | undefined;
   try {
     const st = await fsp.lstat(dir);
@@ -63,6 +65,10 @@ export async function prepareOutDir(dir: string): Promise<void> {
   }
   if (entries === undefined) return mkdirExclusive(dir);
   if (entries.length > 0) throw new MemdumpError('E_DEST_EXISTS', `${dir} is not empty; memdump scan writes into a new or empty directory (choose another -o)`, { details: { path: dir } });
+  // an empty directory someone else made: ours now, and what lands in it is not for other users
+  await fsp.chmod(dir, 0o700).catch((e: unknown) => {
+    throw fromSystemError(e, `making ${dir} private`);
+  });
 }
 
 export class ScanOutput {

@@ -1,7 +1,7 @@
 /**
  * The scan driver: cuts every input region into windows (look-behind + owned chunk + overlap), reads them on the
  * main thread, scans them on worker threads, and appends the results in input order. Memory is bounded by the
- * windows in flight (2 per worker) and the histogram limit, not by the input size.
+ * windows in flight (one per worker, plus the one being read) and the histogram limit, not by the input size.
  */
 import { availableParallelism } from 'node:os';
 import { MemdumpError } from '../core/errors.js';
@@ -41,8 +41,12 @@ export interface ScanRunTotals {
   truncatedContainers: number;
   decodedBytes: number;
   budgetExhaustedWindows: number;
-  /** Features not reported, by the address of the window that dropped them (MAX_HITS_PER_WINDOW). */
-  dropped: { address: bigint; features: number }[];
+  /** Features not reported, by the address of the window that dropped them (MAX_HITS_PER_KIND), and kind. */
+  dropped: { address: bigint; features: Partial<Record<string, number>> }[];
+  /** Containers not decoded because a window held more than MAX_CONTAINERS_PER_WINDOW. */
+  containersSkipped: number;
+  /** Scanners that threw, with the window address (a bug: their features in that window are missing). */
+  scannerErrors: { address: bigint; error: string }[];
   interrupted: boolean;
 }
 
@@ -91,7 +95,9 @@ export async function readWindow(input: ScanInput, w: Window, buf: Buffer, total
       const start = w.start + BigInt(a);
       const end = w.start + BigInt(b);
       const last = totals.unreadable[totals.unreadable.length - 1];
-      const reason = e instanceof Error ? e.message : String(e);
+      // merge by what failed, not where: messages carry the address
+      const reason = (e as { code?: string })?.code ?? (e instanceof MemdumpError ? e.code : 'EIO');
+      if (reason === 'ESRCH' || reason === 'E_NOT_FOUND') throw new MemdumpError('E_NOT_FOUND', `${w.region.label}: the process exited while it was being scanned`, { cause: e });
       if (last && last.end === start && last.reason === reason) last.end = end;
       else if (totals.unreadable.length < 10_000) totals.unreadable.push({ start, end, region: w.region.label, reason });
       totals.unreadableBytes += BigInt(b - a);
@@ -100,7 +106,7 @@ export async function readWindow(input: ScanInput, w: Window, buf: Buffer, total
 }
 
 export function newTotals(): ScanRunTotals {
-  return { bytesScanned: 0n, windows: 0, unreadable: [], unreadableBytes: 0n, containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhaustedWindows: 0, dropped: [], interrupted: false };
+  return { bytesScanned: 0n, windows: 0, unreadable: [], unreadableBytes: 0n, containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhaustedWindows: 0, dropped: [], containersSkipped: 0, scannerErrors: [], interrupted: false };
 }
 
 /** `totals` is filled as windows complete, so a caller that catches a failure still knows what was scanned. */
@@ -110,6 +116,12 @@ export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptio
   const workers = Math.max(1, o.workers ?? availableParallelism());
   const total = input.regions.reduce((n, r) => n + (r.end - r.start), 0n);
   const pool = await ScanPool.start(workers, o.init);
+  // an abort stops the windows being scanned too: a single dense window can take a minute
+  const onAbort = (): void => {
+    totals.interrupted = true;
+    void pool.close();
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
   const free: ArrayBuffer[] = [];
   const capacity = LOOK_BEHIND + chunk + overlap;
   const inFlight: { w: Window; result: Promise<WorkerResult> }[] = [];
@@ -123,7 +135,10 @@ export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptio
     totals.truncatedContainers += s.truncatedContainers;
     totals.decodedBytes += s.decodedBytes;
     if (s.budgetExhausted) totals.budgetExhaustedWindows++;
-    if (s.dropped > 0) totals.dropped.push({ address: head.w.start + BigInt(head.w.ownFrom), features: s.dropped });
+    const at = head.w.start + BigInt(head.w.ownFrom);
+    if (Object.keys(s.dropped).length > 0) totals.dropped.push({ address: at, features: s.dropped });
+    totals.containersSkipped += s.containersSkipped;
+    for (const e of s.errors) if (totals.scannerErrors.length < 1000) totals.scannerErrors.push({ address: at, error: e });
     totals.bytesScanned += BigInt(head.w.ownTo - head.w.ownFrom);
     totals.windows++;
     free.push(r.buf);
@@ -136,14 +151,17 @@ export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptio
         totals.interrupted = true;
         break;
       }
-      while (inFlight.length >= 2 * workers) await collect();
+      while (inFlight.length > workers) await collect();
       const ab = free.pop() ?? new ArrayBuffer(capacity);
       const buf = Buffer.from(ab, 0, w.length);
       await readWindow(input, w, buf, totals);
       inFlight.push({ w, result: pool.run({ id: id++, buf: ab, length: w.length, ownFrom: w.ownFrom, ownTo: w.ownTo, base: w.start.toString(), addressing: input.addressing, label: w.region.label }) });
     }
     while (inFlight.length > 0) await collect();
+  } catch (e) {
+    if (!totals.interrupted) throw e;
   } finally {
+    o.signal?.removeEventListener('abort', onAbort);
     // a failed job leaves others running: wait for none of them, stop the workers
     for (const f of inFlight) f.result.catch(() => undefined);
     await pool.close();

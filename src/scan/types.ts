@@ -1,5 +1,5 @@
 /**
- * The scanner contract of `memdump scan`. A scanner sees text, never bytes: the engine (engine.ts) turns every
+ * The scanner contract of `memdump scan`. A scanner sees text, never bytes: the engine (window.ts) turns every
  * window of the input into one string of its printable runs (ASCII bytes, or UTF-16LE code units decoded), joined
  * by '\0', and maps what a scanner reports back to addresses, forensic paths and chunk ownership. So a scanner
  * never deals with chunk boundaries, encodings, containers or duplicates across windows; it only has to obey the
@@ -10,7 +10,10 @@
  *    only when the reported form differs (it never does for the planted kinds).
  *  - Whether a feature is found, and its extent, may depend only on text within MAX_FEATURE_LENGTH of it: the
  *    engine shows every owned feature with at least LOOK_BEHIND characters before it and MAX_FEATURE_LENGTH after.
- *  - '\0' separates unrelated runs: no feature contains it, and it is a boundary like a line end.
+ *  - '\0' joins runs that were one NUL character apart in memory (C string lists; bash keeps its history that
+ *    way), '\0\0' joins runs with any other gap between them. Both are boundaries like a line end; only a
+ *    scanner for a NUL-separated form (bash history in memory) may report a feature containing a single '\0',
+ *    and none may bridge '\0\0'.
  *  - Validate: a candidate that fails its checksum, range or structure is not reported. Random bytes must give
  *    (almost) nothing.
  *  - Cost must be linear in text length with a small constant: anchor on rare literals (indexOf, sticky regexes

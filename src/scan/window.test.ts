@@ -4,6 +4,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { featureSnippet } from '../../test/fixtures/scan-corpus-kinds.js';
 import { Rng } from '../../test/fixtures/scan-corpus-rng.js';
+import { textBlock } from '../../test/fixtures/scan-corpus-text.js';
 import { FEATURE_KINDS as CORPUS_KINDS } from '../../test/fixtures/scan-corpus-types.js';
 import { windows } from './run.js';
 import { SCANNERS } from './scanners/index.js';
@@ -88,6 +89,11 @@ function plantedBuffer(seed: number): Buffer {
     if (how === 0) parts.push(Buffer.from([0, 0]), Buffer.from(text, 'utf16le'), Buffer.from([0, 0]));
     else if (how === 1) parts.push(gzipSync(Buffer.from(text)));
     else parts.push(Buffer.from(text));
+    if (i === 20) {
+      // one UTF-16 text far longer than the look-behind: windows see where it starts only through the 4 KiB anchor
+      const snips = [0, 1, 2, 3, 4, 5].map(() => ({ ...featureSnippet(CORPUS_KINDS[r.int(CORPUS_KINDS.length)] as (typeof CORPUS_KINDS)[number], r), kind: 'email' as const, decoy: false }));
+      parts.push(Buffer.from([0, 0]), Buffer.from(textBlock(r, 20_000, snips).text, 'utf16le'), Buffer.from([0, 0]));
+    }
   }
   return Buffer.concat(parts);
 }
@@ -102,7 +108,7 @@ test('chunk + overlap contract: any chunking finds exactly what one window finds
       for (const w of windows([{ start: 0n, end: BigInt(buf.length), label: 'buf' }], chunk, MAX_FEATURE_LENGTH)) {
         const start = Number(w.start);
         const win = buf.subarray(start, start + w.length);
-        pieces.push(...absolute(scanWindow(win, w.ownFrom, w.ownTo, CFG).hits, start));
+        pieces.push(...absolute(scanWindow(win, w.ownFrom, w.ownTo, CFG, start).hits, start));
       }
       assert.deepEqual(pieces, whole);
     }),

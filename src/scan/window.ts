@@ -15,12 +15,24 @@ import type { FeatureKind, Scanner } from './types.js';
 import { runOf, textIndexOf, textViews, type TextView } from './view.js';
 
 /**
- * Features one window may report. A worker keeps a window's features in memory until the window is done (about
- * 500 bytes each), so this bounds a worker's memory on text that is nothing but features; the rest of such a
- * window is counted as dropped, said in scan.json and on stderr, and a smaller --chunk-size recovers them (a 1 MiB
- * window cannot hold this many).
+ * Features of one kind one window may report. A worker keeps a window's features in memory until the window is
+ * done (about 500 bytes each), so this bounds a worker's memory on text that is nothing but features; the rest of
+ * such a window is counted as dropped, said in scan.json and on stderr, and a smaller --chunk-size recovers them (a
+ * 1 MiB window cannot hold this many). Per kind, so a flood of one kind cannot hide a card number or a key.
  */
-export const MAX_HITS_PER_WINDOW = 200_000;
+export const MAX_HITS_PER_KIND = 100_000;
+/** Containers one window decodes (each is scanned again): thousands of tiny gzip members must not cost more. */
+export const MAX_CONTAINERS_PER_WINDOW = 20_000;
+/** See utf16Anchor in test/fixtures/scan-corpus-encode.ts, which states the same rule for the truth. */
+export const UTF16_ANCHOR = 4096;
+
+/** Start of a UTF-16 path: the text's first byte, or the last UTF16_ANCHOR boundary (of the text's parity) before the feature. */
+export function utf16Anchor(textStart: number, featureByte: number, align: number): number {
+  const abs = align + featureByte;
+  let a = featureByte - (abs % UTF16_ANCHOR) + (((align + textStart) & 1) === 1 ? 1 : 0);
+  if (a > featureByte) a -= UTF16_ANCHOR;
+  return a > textStart ? a : textStart;
+}
 
 export interface WindowConfig {
   readonly scanners: readonly Scanner[];
@@ -46,21 +58,29 @@ export interface WindowStats {
   truncatedContainers: number;
   decodedBytes: number;
   budgetExhausted: boolean;
-  /** Features not reported because the window reached MAX_HITS_PER_WINDOW. */
-  dropped: number;
+  perKind: Partial<Record<FeatureKind, number>>;
+  /** Features not reported because the window reached MAX_HITS_PER_KIND, by kind. */
+  dropped: Partial<Record<FeatureKind, number>>;
+  /** Containers not decoded because the window reached MAX_CONTAINERS_PER_WINDOW. */
+  containersSkipped: number;
+  containersSeen: number;
+  /** Scanners that threw (a bug): "name: message", once per scanner and window. */
+  errors: string[];
 }
 
 interface Frame {
   /** Path prefix of this buffer ("" for the window itself) and the window offset that keys its hits. */
   prefix: string;
   key: number;
+  /** Address of byte 0 modulo UTF16_ANCHOR (0 for decoded data, whose offsets start at 0). */
+  align: number;
 }
 
-export function scanWindow(buf: Buffer, ownFrom: number, ownTo: number, cfg: WindowConfig): { hits: Hit[]; stats: WindowStats } {
+export function scanWindow(buf: Buffer, ownFrom: number, ownTo: number, cfg: WindowConfig, align = 0): { hits: Hit[]; stats: WindowStats } {
   const hits: Hit[] = [];
-  const stats: WindowStats = { containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhausted: false, dropped: 0 };
+  const stats: WindowStats = { containers: {}, truncatedContainers: 0, decodedBytes: 0, budgetExhausted: false, perKind: {}, dropped: {}, containersSkipped: 0, containersSeen: 0, errors: [] };
   const budget: DecodeBudget = { maxOutput: cfg.maxDecoded, remaining: cfg.maxDecodedPerWindow };
-  scanBuffer(buf, ownFrom, ownTo, 0, { prefix: '', key: -1 }, cfg, budget, hits, stats);
+  scanBuffer(buf, ownFrom, ownTo, 0, { prefix: '', key: -1, align: align % UTF16_ANCHOR }, cfg, budget, hits, stats);
   stats.budgetExhausted = budget.remaining <= 0;
   // Stable: hits with one key keep the order the scan found them in, which is itself deterministic.
   hits.sort((a, b) => a.key - b.key);
@@ -77,48 +97,67 @@ function scanBuffer(buf: Buffer, ownFrom: number, ownTo: number, depth: number, 
   if (depth < cfg.maxDepth && budget.remaining > 0) {
     const found = [...findGzip(buf, ownFrom, ownTo, budget), ...findZlib(buf, ownFrom, ownTo, budget), ...findZip(buf, ownFrom, ownTo, budget), ...base64Blocks(ascii, ownFrom, ownTo, budget)];
     containers = outermost(found);
+    const room = MAX_CONTAINERS_PER_WINDOW - stats.containersSeen;
+    if (containers.length > room) {
+      stats.containersSkipped += containers.length - Math.max(0, room);
+      containers = containers.slice(0, Math.max(0, room));
+    }
+    stats.containersSeen += containers.length;
   }
   const stored = storedRanges(buf, containers);
   const keyOf = (off: number): number => (frame.key < 0 ? off : frame.key);
+  const room = (kind: FeatureKind): boolean => {
+    const n = stats.perKind[kind] ?? 0;
+    if (n >= MAX_HITS_PER_KIND) {
+      stats.dropped[kind] = (stats.dropped[kind] ?? 0) + 1;
+      return false;
+    }
+    stats.perKind[kind] = n + 1;
+    return true;
+  };
 
   runScanners(ascii, cfg.scanners, (kind, start, end, feature) => {
     const r = runOf(ascii, start);
     const raw = (ascii.rawStarts[r] as number) + (start - (ascii.textStarts[r] as number));
-    if (raw < ownFrom || raw >= ownTo || inRanges(stored, raw)) return;
-    if (hits.length >= MAX_HITS_PER_WINDOW) {
-      stats.dropped++;
-      return;
-    }
+    if (raw < ownFrom || raw >= ownTo || inRanges(stored, raw) || !room(kind)) return;
     const rawEnd = raw + (end - start);
     hits.push({ kind, key: keyOf(raw), rel: pathOf(frame, raw), feature: feature ?? ascii.text.slice(start, end), context: escapeFeature(buf.toString('latin1', Math.max(0, raw - CONTEXT), Math.min(buf.length, rawEnd + CONTEXT))) });
-  });
+  }, stats.errors);
 
   runScanners(wide, cfg.scanners, (kind, start, end, feature) => {
     const r = runOf(wide, start);
     const runRaw = wide.rawStarts[r] as number;
-    if (runRaw < ownFrom || runRaw >= ownTo) return;
-    if (hits.length >= MAX_HITS_PER_WINDOW) {
-      stats.dropped++;
-      return;
-    }
     const runText = wide.textStarts[r] as number;
+    const raw = runRaw + 2 * (start - runText);
+    if (raw < ownFrom || raw >= ownTo || !room(kind)) return;
+    // the path starts where the text does, or at the last UTF16_ANCHOR boundary before the feature: a window
+    // always sees that boundary, not always the start of a long text
+    const anchor = utf16Anchor(runRaw, raw, frame.align);
     const runEnd = wide.textEnds[r] as number;
     const ctx = wide.text.slice(Math.max(runText, start - CONTEXT), Math.min(runEnd, end + CONTEXT));
-    hits.push({ kind, key: keyOf(runRaw), rel: `${pathOf(frame, runRaw)}-UTF16-${start - runText}`, feature: feature ?? wide.text.slice(start, end), context: escapeFeature(ctx) });
-  });
+    hits.push({ kind, key: keyOf(raw), rel: `${pathOf(frame, anchor)}-UTF16-${(raw - anchor) / 2}`, feature: feature ?? wide.text.slice(start, end), context: escapeFeature(ctx) });
+  }, stats.errors);
 
   for (const c of containers) {
     stats.containers[c.tag] = (stats.containers[c.tag] ?? 0) + 1;
     stats.decodedBytes += c.data.length;
     if (c.truncated) stats.truncatedContainers++;
     if (c.data.length === 0) continue;
-    scanBuffer(c.data, 0, c.data.length, depth + 1, { prefix: `${pathOf(frame, c.start)}-${c.tag}`, key: keyOf(c.start) }, cfg, budget, hits, stats);
+    scanBuffer(c.data, 0, c.data.length, depth + 1, { prefix: `${pathOf(frame, c.start)}-${c.tag}`, key: keyOf(c.start), align: 0 }, cfg, budget, hits, stats);
   }
 }
 
-function runScanners(v: TextView, scanners: readonly Scanner[], emit: (kind: FeatureKind, start: number, end: number, feature?: string) => void): void {
+/** A scanner that throws (a bug, or a regex that overflows on some input) costs its own features in this text, not the scan. */
+function runScanners(v: TextView, scanners: readonly Scanner[], emit: (kind: FeatureKind, start: number, end: number, feature?: string) => void, errors: string[]): void {
   if (v.runs === 0) return;
-  for (const s of scanners) s.scan(v.text, emit);
+  for (const s of scanners) {
+    try {
+      s.scan(v.text, emit);
+    } catch (e) {
+      const msg = `${s.name}: ${e instanceof Error ? e.message : String(e)}`;
+      if (!errors.includes(msg) && errors.length < 100) errors.push(msg);
+    }
+  }
 }
 
 /**

@@ -32,7 +32,7 @@ function run(job: WorkerJob): WorkerResult {
   if (!config) throw new Error('scan worker used before init');
   const buf = Buffer.from(job.buf, 0, job.length);
   const base = BigInt(job.base);
-  const { hits, stats } = scanWindow(buf, job.ownFrom, job.ownTo, config);
+  const { hits, stats } = scanWindow(buf, job.ownFrom, job.ownTo, config, Number(base % 4096n));
   const kinds: FeatureKind[] = [];
   const lines: string[] = [];
   const features: string[] = [];

@@ -14,6 +14,7 @@
 import { closeSync, existsSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemdumpError } from '../../src/core/errors.js';
+import { utf16Anchor } from '../fixtures/scan-corpus-encode.js';
 import { type Decoy, FEATURE_KINDS, type FeatureKind, type PlantedFeature, type Region } from '../fixtures/scan-corpus-types.js';
 
 export interface FoundFeature {
@@ -162,11 +163,18 @@ export function writeFeatureFiles(outDir: string, truth: readonly PlantedFeature
   for (const kind of FEATURE_KINDS) writeFileSync(join(outDir, `${kind}.txt`), `# fake ${kind} from the corpus truth\n${(by.get(kind) ?? []).join('\n')}\n`, 'latin1');
 }
 
-/** `path` with `delta` added to its last number: a position further into the same decoded data. */
+/**
+ * `path` with `delta` characters added to its last number: a position further into the same decoded data. A UTF-16
+ * path re-anchors when the new position passes a 4 KiB boundary (utf16Anchor in scan-corpus-encode.ts).
+ */
 function shiftPath(path: string, delta: number): string {
-  const dash = path.lastIndexOf('-');
-  const head = path.slice(0, dash + 1);
-  return head + (BigInt(path.slice(dash + 1)) + BigInt(delta)).toString();
+  const parts = path.split('-');
+  const k = BigInt(parts[parts.length - 1] as string) + BigInt(delta);
+  if (parts[parts.length - 2] !== 'UTF16') return [...parts.slice(0, -1), k.toString()].join('-');
+  const from = BigInt(parts[parts.length - 3] as string);
+  const byte = from + 2n * k;
+  const anchor = utf16Anchor(from, byte);
+  return [...parts.slice(0, -3), anchor.toString(), 'UTF16', ((byte - anchor) / 2n).toString()].join('-');
 }
 
 /** The host inside a planted email or URL, where a domain scanner may report it. */

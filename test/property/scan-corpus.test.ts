@@ -58,12 +58,14 @@ test('every planted feature is at its path, delimited, and offsets agree with pa
     assert.equal(data.subarray(at, at + t.feature.length).toString('latin1'), t.feature, t.path);
     assert.ok(!isWordByte(data[at - 1]) && !isWordByte(data[at + t.feature.length]), `not delimited: ${t.path}`);
     if (t.encoding.length === 0) assert.equal(t.path, String(t.offset));
-    else assert.ok(t.path.startsWith(`${t.offset}-`), t.path);
-    if (t.encoding.length === 1 && t.encoding[0] === 'utf16le') {
-      const k = Number(t.path.split('-')[2]);
-      const raw = file.subarray(Number(t.offset) + 2 * k, Number(t.offset) + 2 * (k + t.feature.length));
+    else if (t.encoding.length === 1 && t.encoding[0] === 'utf16le') {
+      // the path starts at the text (t.offset) or at the 4 KiB anchor before the feature, inside the text
+      const [from, , k] = t.path.split('-').map(Number) as [number, string, number];
+      assert.ok(from >= Number(t.offset) && (from === Number(t.offset) || (from - (Number(t.offset) & 1)) % 4096 === 0), t.path);
+      assert.ok(2 * k < 4096 + 2 || from === Number(t.offset), `anchored UTF-16 path no more than 4 KiB before its feature: ${t.path}`);
+      const raw = file.subarray(from + 2 * k, from + 2 * (k + t.feature.length));
       assert.equal(raw.toString('utf16le'), t.feature);
-    }
+    } else assert.ok(t.path.startsWith(`${t.offset}-`), t.path);
     for (const [i, e] of t.encoding.entries()) if (e === 'utf16le') assert.equal(i, t.encoding.length - 1);
   }
   const paths = big.truth.map((t) => `${t.path}:${t.kind}`);
@@ -102,7 +104,7 @@ test('features straddle 1 MiB and 16 MiB boundaries, every kind plain and UTF-16
   for (const t of across) {
     const c = t.acrossBoundary ?? 0;
     const utf16 = t.encoding.length === 1;
-    const start = utf16 ? Number(t.offset) + 2 * Number(t.path.split('-')[2]) : Number(t.offset);
+    const start = utf16 ? Number(t.path.split('-')[0]) + 2 * Number(t.path.split('-')[2]) : Number(t.offset);
     const end = start + (utf16 ? 2 : 1) * t.feature.length;
     const m = Math.ceil((start + 1) / c) * c;
     assert.ok(start < m && m < end, `${t.path} does not cross a multiple of ${c}`);

@@ -37,7 +37,10 @@ function tryInflate(input: Buffer, mode: InflateMode, cap: number, finish: boole
       engine: { bytesWritten: number };
     };
     if (r.buffer.length > cap) return { ok: false, tooLarge: true };
-    return { ok: true, data: r.buffer, consumed: r.engine.bytesWritten };
+    // zlib hands back a view on its 16 KiB chunk: a tiny member would keep the whole chunk alive while the window
+    // waits to scan it, and 100,000 tiny members cost gigabytes
+    const data = r.buffer.buffer.byteLength > 2 * r.buffer.length + 4096 ? Buffer.from(r.buffer) : r.buffer;
+    return { ok: true, data, consumed: r.engine.bytesWritten };
   } catch (e) {
     return { ok: false, tooLarge: (e as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE' };
   }
