@@ -117,8 +117,9 @@ export function registerScan(program: Command, globals: () => GlobalOptions, set
         const maxDepth = positiveInt(o.maxDepth, '--max-depth', 16);
         const maxDecoded = Number(parseSize(o.maxDecoded, '--max-decoded'));
         const chunkSize = Number(parseSize(o.chunkSize ?? String(DEFAULT_CHUNK), '--chunk-size'));
-        if (chunkSize < 65536 || chunkSize > 256 * 1024 * 1024) throw new MemdumpError('E_USAGE', '--chunk-size must be between 64K and 256M');
-        const workers = o.workers !== undefined ? Math.max(1, positiveInt(o.workers, '--workers', 64)) : undefined;
+        // memory is about (chunk + 1 MiB) per worker plus one, so the largest chunk keeps two workers near 512 MiB
+        if (chunkSize < 65536 || chunkSize > 64 * 1024 * 1024) throw new MemdumpError('E_USAGE', '--chunk-size must be between 64K and 64M');
+        const workers = o.workers !== undefined ? Math.max(1, positiveInt(o.workers, '--workers', 16)) : undefined;
         const input = await openInput(file, o);
         const started = new Date();
         const t0 = performance.now();

@@ -104,7 +104,10 @@ export class ScanPool {
   }
 
   async close(): Promise<void> {
+    if (this.closing) return;
     this.closing = true;
+    // jobs still running or queued will never answer: settle them, or their awaiters wait on an empty event loop
+    this.fail(new MemdumpError('E_INTERRUPTED', 'scan stopped'));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

@@ -8,12 +8,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { MiB, writeCorpus, type CorpusResult } from '../fixtures/scan-corpus.js';
 import { RandomStream } from '../fixtures/scan-corpus-rng.js';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { CLI, runCli, tempDir } from '../helpers/cli.js';
 import { findExecutable } from '../helpers/qemu-guest.js';
 import { readFeatureFiles, score } from '../helpers/scan-score.js';
 
@@ -83,17 +83,43 @@ test('histograms count each distinct feature, most frequent first', () => {
   assert.equal(total, features.length);
 });
 
-test('pure random data gives (almost) no features', async () => {
-  // seeded: the same 64 MiB every run, so the count is a property of the scanners, not of the run
+/** 64 MiB of seeded random bytes: the same every run, so a count on it is a property of the scanners, not of the run. */
+function randomFile(): string {
   const file = join(dir, 'random.bin');
+  if (existsSync(file)) return file;
   const fd = openSync(file, 'w');
   const rs = new RandomStream(99);
   for (let i = 0; i < 64; i++) writeFileSync(fd, rs.take(MiB));
+  closeSync(fd);
+  return file;
+}
+
+test('pure random data gives (almost) no features', async () => {
+  const file = randomFile();
   const out = join(dir, 'out-random');
   const r = await scan([file], out);
   assert.equal(r.code, 0, r.stderr);
   const found = [...readFeatureFiles(out).values()].flat();
   assert.ok(found.length <= 2, `features in 64 MiB of random bytes: ${JSON.stringify(found)}`);
+});
+
+test('Ctrl-C: exit 130, and what was found so far is kept with a scan.json that says it is incomplete', async () => {
+  const out = join(dir, 'out-sigint');
+  const child = spawn(process.execPath, [CLI, '--json', 'scan', randomFile(), '-o', out, '--workers', '1', '--chunk-size', '64K'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      // the first progress line: windows have been scanned, many remain
+      if (err.includes('"event":"progress"') && !child.killed) child.kill('SIGINT');
+    });
+    child.on('close', (c) => resolve(c));
+  });
+  assert.equal(code, 130, err);
+  const json = JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8')) as { complete: boolean; bytesScanned: string };
+  assert.equal(json.complete, false);
+  assert.ok(BigInt(json.bytesScanned) > 0n && BigInt(json.bytesScanned) < BigInt(64 * MiB), json.bytesScanned);
+  assert.ok(readdirSync(out).includes('email_histogram.txt'));
 });
 
 test('a LiME image of the corpus: the same features at physical addresses (hex), plain features where the bytes are', async () => {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { bannerScanner } from './banner.js';
@@ -32,6 +33,33 @@ test('Linux, Windows and Darwin banners; a banner ends at a line end, \\0 or the
   const long = `Linux version 6.1.0 (${'x'.repeat(1000)})`;
   assert.deepEqual(found(long), [long.slice(0, 512)]);
   assert.deepEqual(found(`${win} and ${linux}`), [win, `${linux}`]);
+});
+
+test('uname -a lines and localized Windows banners (review findings)', () => {
+  const uname = 'Linux vm 6.18.44-cloud-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.18.44-1 (2026-01-10) x86_64 GNU/Linux';
+  assert.deepEqual(found(`$ uname -a\n${uname}\n$ `), [uname]);
+  assert.deepEqual(found(`\0${uname}\0`), [uname]);
+  assert.deepEqual(found(`${uname}\r\n`), [uname]);
+  for (const w of ['versión', 'version', 'Versão', 'Versione', 'Версия', 'Wersja']) {
+    const b = `Microsoft Windows [${w} 10.0.19045.3803]`;
+    assert.deepEqual(found(`${b}\r\n(c) Microsoft Corporation.`), [b], w);
+  }
+  assert.deepEqual(found('Linux is a kernel, not GNU/Linux'), []);
+  assert.deepEqual(found('Linux vm 6.1 GNU/Linux'), [], 'no build number');
+  assert.deepEqual(found('Linux vm 6.1.0 #1 SMP GNU/Linuxes'), []);
+  assert.deepEqual(found('Microsoft Windows [version 10]'), []);
+  assert.deepEqual(found('Microsoft Windows [two words 10.0.19045]'), []);
+});
+
+test('this machine\'s uname -a is a banner', () => {
+  let u = '';
+  try {
+    u = execFileSync('uname', ['-a']).toString('latin1').replace(/\n$/, '');
+  } catch {
+    return;
+  }
+  if (!u.endsWith(' GNU/Linux')) return;
+  assert.deepEqual(found(`${u}\n`), [u]);
 });
 
 test('prose and malformed versions give nothing', () => {

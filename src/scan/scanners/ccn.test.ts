@@ -80,14 +80,29 @@ test('wrong issuer, wrong length, Luhn failure, repeated digits and touching cha
   const g = group(visa, [4, 4, 4, 4], ' ');
   assert.deepEqual(found(group(visa, [4, 4, 4, 4], ' ').replace(/ /, '-')), []);
   assert.deepEqual(found(group(visa, [4, 4, 4, 4], '  ')), []);
-  assert.deepEqual(found(`${g} 2024`), []);
-  assert.deepEqual(found(`2024 ${g}`), []);
   assert.deepEqual(found(`99-${group(visa, [4, 4, 4, 4], '-')}`), []);
   assert.deepEqual(found(group(visa, [4, 2, 2, 4, 4], ' ')), []);
   assert.deepEqual(found(group(visa, [4, 4, 4, 4], '.')), []);
   // but prose numbers around a plain number and an expiry after a grouped one are fine
   assert.deepEqual(found(`order 12 ${visa} 12/29`), [['ccn', visa]]);
   assert.deepEqual(found(`${g}, exp 12/29`), [['ccn', g]]);
+});
+
+test('a grouped card next to other numbers (receipts, order lines) is still found', () => {
+  const g = '4556 7375 8689 9855';
+  assert.ok(classifyCard(g.replaceAll(' ', '')) === 'ccn');
+  assert.deepEqual(found(`${g} 12/27`), [['ccn', g]]);
+  assert.deepEqual(found(`${g} 123`), [['ccn', g]], 'the CVV looks like a fifth group');
+  assert.deepEqual(found(`order 12 ${g}`), [['ccn', g]]);
+  assert.deepEqual(found(`paid 2024 ${g} ok`), [['ccn', g]]);
+  assert.deepEqual(found(`${g} 2024`), [['ccn', g]]);
+  assert.deepEqual(found(`Card: ${g} 12 27 123`), [['ccn', g]]);
+  const visa19 = complete('4', 19, '5171');
+  const g19 = group(visa19, [4, 4, 4, 4, 3], ' ');
+  assert.deepEqual(found(`${g19} 1227`), [['ccn', g19]], 'the longest layout wins');
+  // A dash chain is one number, and a chain with no valid card in it gives nothing.
+  assert.deepEqual(found(`12-${g.replaceAll(' ', '-')}`), []);
+  assert.deepEqual(found('1234 5678 9012 3456 7890 1234'), []);
 });
 
 test('at text start, end and next to the run separator', () => {

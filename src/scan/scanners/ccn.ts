@@ -4,9 +4,12 @@
  * the grouped forms; we accept them but only in the layouts printed on cards and receipts (LAYOUTS), so that a
  * chain of small numbers ("2024 0001 7 …") does not become a card number.
  *
- * Boundaries: the number may not touch a letter or digit on either side, nor be extended by another group with the
- * same separator (a longer chain is not a card number, and taking a prefix of it would be a guess). Hex strings
- * and identifiers that happen to contain 16 digits are thereby ignored.
+ * Boundaries: the number may not touch a letter or digit on either side. A grouped number may be followed by more
+ * groups with the same separator — an expiry date or CVV on a receipt ("4556 7375 8689 9855 12/27") — and is then
+ * the longest printed layout in the chain (earliest first) that is Luhn-valid in an issuer range; a space-grouped
+ * number may also follow other numbers ("order 12 4556 …", "2024 4556 …"), a dash-grouped one may not ("12-4556-…"
+ * is one longer number). Hex
+ * strings and identifiers that happen to contain 16 digits are thereby ignored.
  *
  * Well-known public test numbers (PSP documentation) are reported as 'ccn-test' so a finding on a developer box is
  * not mistaken for a leaked customer card.
@@ -15,7 +18,17 @@ import type { Scanner } from '../types.js';
 import { isAlnum, isDigit } from './secret-common.js';
 
 /** Printed group layouts, by group sizes joined with '-'. */
-const LAYOUTS = new Set(['4-4-4-4', '4-6-5', '4-6-4', '4-4-4-4-3', '4-4-5']);
+const LAYOUTS: readonly (readonly number[])[] = [[4, 4, 4, 4], [4, 6, 5], [4, 6, 4], [4, 4, 4, 4, 3], [4, 4, 5]];
+
+/** Are sizes[f..n) a printed layout? Compared in place: a string key per candidate cost more than the rest. */
+function isLayout(sizes: readonly number[], f: number, n: number): boolean {
+  next: for (const l of LAYOUTS) {
+    if (l.length !== n - f) continue;
+    for (let i = 0; i < l.length; i++) if (sizes[f + i] !== l[i]) continue next;
+    return true;
+  }
+  return false;
+}
 
 /** Public test numbers of card networks and PSPs (Stripe, Adyen, Braintree, PayPal, Worldpay, Authorize.net). */
 export const KNOWN_TEST_CARDS: ReadonlySet<string> = new Set([
@@ -104,39 +117,71 @@ export const ccnScanner: Scanner = {
   scan(text, emit) {
     // Native pre-scan for what every card starts with: 13 digits, or 4 digits and a separator before a digit.
     // Most digit runs in text (times, pids, counters) fail it without a round trip to JS.
-    const re = /[0-9]{4}(?:[0-9]{9,}|[ -][0-9])/g;
+    // No open-ended repeat: irregexp keeps one backtrack entry per character it repeats, so "[0-9]{9,}" over a
+    // multi-MiB digit run overflows its stack. The rest of a plain run is walked below instead.
+    const re = /[0-9]{4}(?:[0-9]{9}|[ -][0-9])/g;
     let m: RegExpExecArray | null;
     while ((m = re.exec(text)) !== null) {
       const start = m.index;
+      const grouped = m[0].length === 6;
+      let end = start + 4;
+      if (!grouped) {
+        end = start + 13;
+        while (isDigit(text.charCodeAt(end))) end++;
+        // Skip the whole run at once, so a long run costs one match, not one per 13 digits.
+        re.lastIndex = end;
+      }
       const prev = text.charCodeAt(start - 1);
       // A match inside a longer run (its tail group before a separator) is not where a number starts.
       if (isAlnum(prev)) continue;
-      const grouped = m[0].length === 6;
-      let digits = grouped ? m[0].slice(0, 4) : m[0];
-      let end = start + digits.length;
       re.lastIndex = end;
       const sep = text.charCodeAt(end);
       if (grouped) {
-        // A number grouped with the same separator can only be extended the same way, on either side.
-        if ((prev === 32 || prev === 45) && prev === sep && isDigit(text.charCodeAt(start - 2))) continue;
+        let digits = m[0].slice(0, 4);
+        // Dash-grouped numbers glued to a digit group before them read as one longer number; with spaces the
+        // number before is ordinary prose ("order 12 4556 7375 8689 9855").
+        if (prev === 45 && sep === 45 && isDigit(text.charCodeAt(start - 2))) continue;
         const sizes = [4];
+        const ends = [end];
         let j = end;
         while (text.charCodeAt(j) === sep && isDigit(text.charCodeAt(j + 1)) && sizes.length <= MAX_GROUPS) {
           let k = j + 1;
           while (isDigit(text.charCodeAt(k)) && k - j <= 8) k++;
           sizes.push(k - j - 1);
+          ends.push(k);
           digits += text.slice(j + 1, k);
           j = k;
         }
         re.lastIndex = j;
-        if (!LAYOUTS.has(sizes.join('-')) || isAlnum(text.charCodeAt(j))) continue;
-        end = j;
-      } else {
-        if (digits.length < 13 || digits.length > 19 || isAlnum(text.charCodeAt(end))) continue;
-        // Plain digits glued by a dash to more digits ("1234-4111111111111111") read as one longer number.
-        // A space before is ordinary prose ("order 12 4111…"), a dash is not.
-        if (prev === 45 && isDigit(text.charCodeAt(start - 2))) continue;
+        let kind = isLayout(sizes, 0, sizes.length) && !isAlnum(text.charCodeAt(j)) ? classifyCard(digits) : undefined;
+        let from = start;
+        if (kind === undefined) {
+          // An expiry date or CVV written after the card ("4556 7375 8689 9855 12/27", "… 9855 123") or a number
+          // before it ("order 2024 4556 …") extends the chain; the card is the longest printed layout inside it
+          // that is a valid card, earliest first. Only spaces separate prose numbers; a dash chain is one number.
+          const lastFirst = sep === 32 ? sizes.length - 3 : 0;
+          search: for (let f = 0; f <= lastFirst; f++) {
+            for (let n = sizes.length - (f === 0 ? 1 : 0); n >= f + 3; n--) {
+              if (!isLayout(sizes, f, n)) continue;
+              const s0 = f === 0 ? start : (ends[f - 1] ?? 0) + 1;
+              const e = ends[n - 1] ?? 0;
+              kind = classifyCard(text.slice(s0, e).replaceAll(String.fromCharCode(sep), ''));
+              if (kind !== undefined) {
+                from = s0;
+                j = e;
+                break search;
+              }
+            }
+          }
+        }
+        if (kind !== undefined) emit(kind, from, j);
+        continue;
       }
+      if (end - start > 19 || isAlnum(text.charCodeAt(end))) continue;
+      // Plain digits glued by a dash to more digits ("1234-4111111111111111") read as one longer number.
+      // A space before is ordinary prose ("order 12 4111…"), a dash is not.
+      if (prev === 45 && isDigit(text.charCodeAt(start - 2))) continue;
+      const digits = text.slice(start, end);
       const kind = classifyCard(digits);
       if (kind !== undefined) emit(kind, start, end);
     }

@@ -13,7 +13,7 @@ const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const b32 = (n: number): string => [...randomBytes(n)].map((b) => B32[b & 31]).join('');
 
 test('AWS key ids of every principal prefix, word-bounded', () => {
-  for (const p of ['AKIA', 'ASIA', 'AGPA', 'AIDA', 'AROA', 'ANPA', 'ANVA', 'AIPA']) {
+  for (const p of ['AKIA', 'ASIA', 'AGPA', 'AIDA', 'AROA', 'ANPA', 'ANVA', 'AIPA', 'ABIA', 'ACCA']) {
     const id = p + b32(16);
     assert.deepEqual(found(`aws_access_key_id = ${id}\naws_secret_access_key = ${'x'.repeat(40)}`), [['aws-access-key', id]]);
     assert.deepEqual(found(`"${id}"`), [['aws-access-key', id]]);
@@ -25,7 +25,11 @@ test('AWS key ids of every principal prefix, word-bounded', () => {
   assert.deepEqual(found(`AKIA${b32(15)}`), [], 'too short');
   assert.deepEqual(found('AKIA0123456789ABCDEF'), [], '0, 1, 8, 9 are not base32');
   assert.deepEqual(found(`akia${b32(16).toLowerCase()}`), []);
-  assert.deepEqual(found(`ABIA${b32(16)}`), [], 'unknown prefix');
+  assert.deepEqual(found(`AXIA${b32(16)}`), [], 'unknown prefix');
+  assert.deepEqual(found(`ACIA${b32(16)}`), [], 'unknown prefix');
+  // The review's example ids (AWS documentation style) with the prefixes that were missing.
+  assert.deepEqual(found('ABIAIOSFODNN7EXAMPLE'), [['aws-access-key', 'ABIAIOSFODNN7EXAMPLE']]);
+  assert.deepEqual(found('ACCAIOSFODNN7EXAMPLE'), [['aws-access-key', 'ACCAIOSFODNN7EXAMPLE']]);
 });
 
 test('Google API keys: AIza + 35 token characters as a whole token', () => {

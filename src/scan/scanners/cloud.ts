@@ -1,9 +1,11 @@
 /**
  * Cloud credentials by shape:
  *  - AWS access key ids: a four-letter prefix naming the principal type (AKIA long-term user key, ASIA STS
- *    session key, AGPA group, AIDA user, AROA role, ANPA/ANVA managed policy/version, AIPA instance profile) and 16
+ *    session key, AGPA group, AIDA user, AROA role, ANPA/ANVA managed policy/version, AIPA instance profile, ABIA
+ *    STS service bearer token, ACCA context-specific credential) and 16
  *    characters of RFC 4648 base32, as a whole word. The 40-character secret that usually follows has no shape of
- *    its own and is left to context.
+ *    its own and is left to context (the corpus counts it as context of the key id; a key=secret rule for
+ *    aws_secret_access_key would report it as password-assignment inside every planted aws snippet).
  *  - Google API keys: "AIza" and 35 characters of [A-Za-z0-9_-], as a whole token.
  *  - Azure storage account keys: the AccountKey= value of a connection string, 88 base64 characters ending "=="
  *    (64 random bytes). The feature is the 88 characters only. Bare keys outside a connection string have no
@@ -12,7 +14,7 @@
 import type { Scanner } from '../types.js';
 import { emitInOrder, type Hit, isAlnum, isB64, strictBase64 } from './secret-common.js';
 
-const AWS = /A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z2-7]{16}/g;
+const AWS = /A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA|BIA|CCA)[A-Z2-7]{16}/g;
 const GCP = /AIza[A-Za-z0-9_-]{35}/y;
 const AZURE = /[A-Za-z0-9+/]{86}==/y;
 const ACCOUNT_KEY = 'AccountKey=';

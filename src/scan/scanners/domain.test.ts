@@ -44,3 +44,27 @@ test('edges: trailing dot, ellipsis, separators, label limits', () => {
   assert.deepEqual(found(`${'a'.repeat(64)}.acme.com`), []);
   assert.deepEqual(found('-www.acme.com-'), ['www.acme.com']);
 });
+
+test('real-data review: code expressions, ELF sections and library names are not hosts', () => {
+  for (const t of [
+    'if (node.name !== name)', 'return this.props.name;', 'e.target.id', 'req.body.email', 'this.logger.info("x")', 'opts2.host = h', 'binding.link)',
+    'os.name', 'user.name', 'evolvingArrayType.elementType.id,', 'this.projectService.host', 'String.prototype.at', 'window.top', 'i32.store',
+    'HH.mm.ss', 'f64x2.ge', 'i32x4.ne', 'f32x4.lt', 'v128.load.de', '\0.data.rel.ro\0', 'section .gnu.linkonce.td', 'type:.eq.k8s.io/api', 'go.shape.int', 'libtcl8.6.so',
+    'libopcodes-2.40-system.so', 'libpython3.11.so', 'T.61.so', 'fonts.conf.in', 'config.h.in', 'Makefile.in.in', 'fontconfig.pc.in',
+    'foo.bar.com(', 'user.name=alice',
+  ])
+    assert.deepEqual(found(t), [], t);
+});
+
+test('real-data review: hosts under property-like TLDs, in addresses and URLs, and short or new TLDs are found', () => {
+  assert.deepEqual(found('Host: www.acme.info'), ['www.acme.info']);
+  assert.deepEqual(found('relay mail.example.name ok'), ['mail.example.name']);
+  assert.deepEqual(found('To: bob@state.host'), ['state.host'], 'the host of an address');
+  assert.deepEqual(found('GET https://node.id/x'), ['node.id'], 'the host of a URL');
+  for (const d of ['google.ai', 't.co', 'example.berlin', 'aka.ms', 'tc39.es', 'www.accv.es']) assert.deepEqual(found(` ${d} `), [d], d);
+});
+
+test('real-data review: a DER length byte glued before www is left out', () => {
+  assert.deepEqual(found('\f0www.entrust.net'.slice(1)), ['www.entrust.net']);
+  assert.deepEqual(found('\x007www.entrust.net/CPS'), ['www.entrust.net']);
+});

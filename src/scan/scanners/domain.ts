@@ -13,14 +13,24 @@
  *    code); three labels or more ("www.example.sh") are always hosts. Random bytes give two-label candidates
  *    every few hundred KiB, names with two dots almost never.
  *  - Names touching '_' are identifiers or base64url (a JWT's segments are dot-joined), not hosts.
+ *  - Code and binaries are full of dotted names that are syntactically hosts (a review of real process memory
+ *    found 82% of stand-alone hits were property chains): so a stand-alone name is rejected when it follows a
+ *    lone '.' (".data.rel.ro", "type:.eq.k8s.io/..."), precedes '(' or '=', has a camelCase label or a label
+ *    like "this"/"prototype", ends in a TLD that is also a common property name ("node.name", "e.target.id",
+ *    "this.logger.info") unless it starts with a conventional host label ("www.acme.info"), or, under a file-like
+ *    TLD, holds a version number or a file extension before it ("libpython3.11.so", "config.h.in"). The hosts of
+ *    e-mail addresses and URLs (after '@' or '//') skip these rules.
+ *  - A digit glued before "www." is a DER length byte from a certificate ("0www.entrust.net") and is left out.
  */
 import type { Scanner } from '../types.js';
-import { C_ALPHA, C_LABEL, cls, hostLabels, isFileLikeTld } from './net-common.js';
+import { C_ALPHA, C_LABEL, cls, hostLabels, isCodeLabel, isCodeTld, isFileExtension, isFileLikeTld, isHostLabel } from './net-common.js';
 
 const inRun = (c: number): boolean => (cls(c) & C_LABEL) !== 0 || c === 46;
 
 /** Whether a two-label name passes the file-name and noise filter described at the top of the file. */
 function twoLabelOk(name: string): boolean {
+  // The two famous one-letter hosts (Twitter's and Google's link shorteners) escape the 3-character rule below.
+  if (name === 't.co' || name === 'g.co') return true;
   const dot = name.indexOf('.');
   const tld = name.slice(dot + 1);
   if (isFileLikeTld(tld)) return false;
@@ -37,6 +47,35 @@ function twoLabelOk(name: string): boolean {
 function caseOk(name: string): boolean {
   const low = name.toLowerCase();
   return name === low || name === name.toUpperCase() || name.endsWith(low.slice(low.lastIndexOf('.')));
+}
+
+/**
+ * Whether a stand-alone name (not the host of an e-mail address or URL) reads as code or a file name rather than
+ * a host; see the top of the file.
+ */
+function looksLikeCodeOrFile(labels: string[]): boolean {
+  const tld = labels[labels.length - 1]!;
+  if (isCodeTld(tld) && !isHostLabel(labels[0]!)) return true;
+  for (let k = 0; k < labels.length; k++) {
+    const l = labels[k]!;
+    if (isCodeLabel(l)) return true;
+    // camelCase ("elementType", "projectService") is an identifier; host labels are lower case, upper case or
+    // capitalised ("Mail.Example.com").
+    for (let i = 1; i < l.length; i++) {
+      const a = l.charCodeAt(i - 1);
+      const b = l.charCodeAt(i);
+      if (a >= 97 && a <= 122 && b >= 65 && b <= 90) return true;
+    }
+  }
+  if (labels.length >= 3 && isFileLikeTld(tld)) {
+    // "libpython3.11.so", "libtcl8.6.so", "T.61.so": a version number between the name and the extension.
+    for (let k = 1; k < labels.length - 1; k++) {
+      const c = labels[k]!.charCodeAt(0);
+      if (c >= 48 && c <= 57) return true;
+    }
+    if (isFileExtension(labels[labels.length - 2]!)) return true;
+  }
+  return false;
 }
 
 /** Whether text[s, e) holds ".." (an ellipsis before a host: only then can a piece before the end be one). */
@@ -83,8 +122,20 @@ export const domainScanner: Scanner = {
         if (b - a < 4) continue;
         const labels = hostLabels(text, a, b, { knownTld: true });
         if (labels === 0) continue;
+        // A DER length byte glued on by a certificate ("0www.entrust.net", "7www.entrust.net"): no host label is
+        // a digit followed by "www".
+        if (text.charCodeAt(a) >= 48 && text.charCodeAt(a) <= 57 && text.startsWith('www.', a + 1)) a++;
         const name = text.slice(a, b);
         if (labels === 2 ? !twoLabelOk(name) : !caseOk(name)) continue;
+        // The name after a lone '.' is the tail of a section or member name (".data.rel.ro", "type:.eq.k8s.io");
+        // one before '(' or '=' is a call or an assignment ("this.logger.info(", "user.name=").
+        const pre = text.charCodeAt(a - 1);
+        if (pre === 46 && text.charCodeAt(a - 2) !== 46) continue;
+        const post = text.charCodeAt(b);
+        if (post === 40 || post === 61) continue;
+        // The hosts of e-mail addresses and URLs are hosts whatever they look like; stand-alone names are not.
+        const hostOf = pre === 64 || (pre === 47 && text.charCodeAt(a - 2) === 47);
+        if (!hostOf && looksLikeCodeOrFile(name.split('.'))) continue;
         emit('domain', a, b);
       }
     }

@@ -48,3 +48,10 @@ test('short or mixed-case two-label country-code domains (random-byte noise) are
   assert.deepEqual(found(' e@kr.gg. '), ['e@kr.gg']);
   assert.deepEqual(found(' John.Doe@Example.com '), ['John.Doe@Example.com']);
 });
+
+test('real-data review: mixed-case domains and TLDs outside the list', () => {
+  for (const a of ['Klaus@Ethgen.de', 'Info@Firma.de', 'larry@L2G.to', 'John.Ericson@Obsidian.Systems', 'x@mengyan1223.wang', 'y@git.icu', 'z@tycho.pizza', 'k@shop.berlin'])
+    assert.deepEqual(found(`<${a}>`), [a], a);
+  for (const t of ['en@quot.header', 'en@boldquot.header', 'sr@latin.insert', 'E@Kr.gg', '5s@XNn.re', 'a@acme.Com', 'root@host.localdomain', 'u@acme.internal', 'a@b.CORP'])
+    assert.deepEqual(found(` ${t} `), [], t);
+});

@@ -1,15 +1,21 @@
 /**
  * E-mail addresses. Anchored on '@': the local part is read backward over [A-Za-z0-9._%+-] (at most 64 chars,
  * RFC 5321), the domain forward over labels and dots, and the domain must be a dotted host with a known TLD
- * (net-common.ts), so "alice@localhost", "root@buildhost" (a kernel banner) and "user@intranet" are not addresses.
+ * (net-common.ts) or a lower-case TLD of 3+ letters, so "alice@localhost", "root@buildhost" (a kernel banner) and
+ * "user@intranet" are not addresses. Domains are often written in mixed case ("Klaus@Ethgen.de",
+ * "John.Ericson@Obsidian.Systems") and are accepted so.
  * Dots at either end are punctuation ("mail me at a@b.com.") and are left out; a local part may not start with
  * one either.
  */
 import type { Scanner } from '../types.js';
-import { C_LABEL, C_LOCAL, C_WORD, cls, hostLabels } from './net-common.js';
+import { C_LABEL, C_LOCAL, C_WORD, cls, hostLabels, isKnownTld } from './net-common.js';
 
 const MAX_LOCAL = 64;
 const MAX_DOMAIN = 253;
+/** Names used for private networks and examples, never delegated: "user@acme.corp" is not a mailbox on the Internet. */
+/** File extensions that follow an '@' in file names ("en@quot.header", "sr@latin.insert", gettext's locale variants). */
+const FILE_TLDS = new Set(['header', 'insert', 'gmo', 'pot', 'sed', 'sin', 'json', 'txt', 'html', 'xml', 'yml', 'yaml', 'conf', 'cfg', 'log', 'tmp', 'bak', 'old', 'orig', 'rej', 'diff', 'patch', 'png', 'jpg', 'gif', 'svg', 'css', 'map', 'lock', 'toml', 'ini', 'desc', 'list', 'exe', 'dll', 'sys', 'bin', 'dat', 'img', 'iso', 'deb', 'rpm', 'tgz', 'bz2', 'zst']);
+const PRIVATE_TLDS = new Set(['corp', 'local', 'localdomain', 'lan', 'home', 'internal', 'intranet', 'invalid', 'test', 'example', 'localhost', 'domain']);
 
 export const emailScanner: Scanner = {
   name: 'email',
@@ -42,13 +48,24 @@ export const emailScanner: Scanner = {
       // '_' or another '@' glued on means an identifier or a path-like token, not an address.
       const after = text.charCodeAt(e);
       if ((cls(after) & C_WORD) !== 0 || after === 64) continue;
-      const labels = hostLabels(text, at + 1, e, { knownTld: true });
+      const labels = hostLabels(text, at + 1, e, { knownTld: false, capitalisedTld: true });
       if (labels === 0) continue;
+      const tld = text.slice(text.lastIndexOf('.', e - 1) + 1, e);
+      // Behind '@' a dotted name is meant as a mail domain, so a TLD outside the built-in list is accepted
+      // ("@tycho.pizza", "@git.icu") when it is written in lower case with 3+ letters; two letters and upper
+      // case stay with the list, which random bytes rarely hit.
+      if (!isKnownTld(tld) && !(tld.length >= 3 && tld === tld.toLowerCase() && !PRIVATE_TLDS.has(tld) && !FILE_TLDS.has(tld))) {
+        // A capitalised TLD only in a capitalised name ("Obsidian.Systems"), not "acme.Com".
+        if (!isKnownTld(tld.toLowerCase()) || !text.slice(at + 1, e).split('.').every((l) => /^[A-Z][a-z0-9-]*$/.test(l))) continue;
+      }
       // "X@v.ve", "E@Kr.gg": random bytes make a short two-label country-code domain every few MiB; real ones
-      // have a name of 2+ characters and are not in mixed case.
-      if (labels === 2 && e - text.lastIndexOf('.', e - 1) === 3) {
+      // have a name of 2+ characters, and 3+ when in mixed case, each label in one case or capitalised
+      // ("Klaus@Ethgen.de", "larry@L2G.to"; not "5s@XNn.re").
+      if (labels === 2 && tld.length === 2) {
         const d = text.slice(at + 1, e);
-        if (d.indexOf('.') < 2 || (d !== d.toLowerCase() && d !== d.toUpperCase())) continue;
+        const dot = d.indexOf('.');
+        if (dot < 2) continue;
+        if (d !== d.toLowerCase() && d !== d.toUpperCase() && (dot < 3 || tld !== tld.toLowerCase() || !/^(?:[A-Z0-9-]+|[A-Z]?[a-z0-9-]+)\./.test(d))) continue;
       }
       pos = e;
       last = e;

@@ -21,6 +21,18 @@ test('bash HISTTIMEFORMAT entries, one per timestamp, "\\n" or "\\r\\n"', () => 
   assert.deepEqual(found('#2208988800\nx'), ['#2208988800\nx'], 'last accepted second');
 });
 
+test('bash in memory: "#<epoch>" NUL "<command>" NUL, as a live bash holds its history (review finding)', () => {
+  // What the reviewer found in a live bash, as the engine joins runs one NUL byte apart.
+  const mem = '#1795340782\0ls -la /tmp\0#1795340782\0for i in 1 2; do echo $i; done\0';
+  assert.deepEqual(found(mem), ['#1795340782\0ls -la /tmp', '#1795340782\0for i in 1 2; do echo $i; done']);
+  assert.deepEqual(found('\0\0#1700000000\0git status'), ['#1700000000\0git status'], 'at the end of the text');
+  assert.deepEqual(found('#1700000000\0\0git status\0'), [], 'a gap of other bytes');
+  assert.deepEqual(found('#1700000000\0#1700000001\0git status'), ['#1700000001\0git status'], 'an empty entry is skipped');
+  assert.deepEqual(found('x#1700000000\0git status'), []);
+  assert.deepEqual(found('#1700000000\0  \0'), []);
+  assert.deepEqual(found('#2208988801\0git status'), []);
+});
+
 test('zsh extended history lines', () => {
   assert.deepEqual(found(': 1700000000:0;docker ps -a\n: 1700000100:12;cd /srv\n'), [': 1700000000:0;docker ps -a', ': 1700000100:12;cd /srv']);
   assert.deepEqual(found(': 1700000000:0;'), [], 'empty command');
@@ -36,7 +48,7 @@ test('timestamps out of range, not at a line start, without a command, and untim
   assert.deepEqual(found('#1700000000\n   \n'), []);
   assert.deepEqual(found('#1700000000\n#1700000001\nls'), ['#1700000001\nls'], 'an empty entry is skipped');
   assert.deepEqual(found('#1700000000\n#42 is a comment'), ['#1700000000\n#42 is a comment'], 'a comment is a command');
-  assert.deepEqual(found('#1700000000\0ls'), []);
+  assert.deepEqual(found('#1700000000\0\0ls -la /tmp'), [], 'a gap between runs is never bridged');
   assert.deepEqual(found(COMMANDS.join('\n')), []);
   assert.deepEqual(found('#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)'), []);
   assert.deepEqual(found(`#1700000000\n${'a'.repeat(5000)}`), [], 'not a command line');
@@ -49,7 +61,7 @@ test('property: any plausible epoch and printable command round-trips exactly', 
       fc.stringMatching(/^[\x21-\x7e][\x20-\x7e]{0,80}$/),
       fc.boolean(),
       (t, cmd, zsh) => {
-        const f = zsh ? `: ${t}:0;${cmd}` : `#${t}\n${cmd}`;
+        const f = zsh ? `: ${t}:0;${cmd}` : `#${t}${t % 2 === 0 ? '\n' : '\0'}${cmd}`;
         assert.deepEqual(found(`ls\n${f}\ncd /\n`), [f]);
       },
     ),

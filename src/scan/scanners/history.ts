@@ -3,6 +3,11 @@
  *  - bash with HISTTIMEFORMAT set writes "#<epoch>" on its own line before each command. Feature =
  *    "#<epoch>\n<command>" (or "\r\n" as found).
  *  - zsh EXTENDED_HISTORY writes ": <epoch>:<elapsed>;<command>". Feature = the whole line.
+ *  - bash's own memory: reading the history file, bash keeps the lines as strings, so a live bash holds
+ *    "#<epoch>" NUL "<command>" NUL. The engine joins runs that were separated by exactly one NUL byte with one
+ *    '\0' and other gaps with "\0\0", so "#<epoch>\0<command>" followed by '\0' or the end is such an entry
+ *    and a "\0\0" gap is never bridged. Feature = the text as found, NUL included (feature files escape it as
+ *    \x00). A command shorter than the engine's minimum run length is not seen in this form.
  * The timestamp must start a line (or the text, or follow '\0'), have 10 digits and fall between 2001-09-09
  * (the first 10-digit epoch) and 2040-01-01; the command must be non-empty and contain a non-blank character. A
  * "#<epoch>" followed by another "#<epoch>" line is an empty entry, not a command.
@@ -47,8 +52,13 @@ export const historyScanner: Scanner = {
         const m = BASH.exec(text);
         if (m === null || !lineStart(text, i) || !plausible(m[0].slice(1))) continue;
         let j = i + 11;
-        if (text.charCodeAt(j) === 13) j++;
-        if (text.charCodeAt(j) !== 10) continue;
+        if (text.charCodeAt(j) === 0) {
+          // In-memory form: exactly one NUL, and the command must be a run of its own (no second NUL).
+          if (text.charCodeAt(j + 1) === 0) continue;
+        } else {
+          if (text.charCodeAt(j) === 13) j++;
+          if (text.charCodeAt(j) !== 10) continue;
+        }
         j++;
         TIMESTAMP_LINE.lastIndex = j;
         if (TIMESTAMP_LINE.test(text)) continue;

@@ -5,6 +5,7 @@
 import { MemdumpError } from '../../core/errors.js';
 import type { FeatureKind, Scanner } from '../types.js';
 import { bannerScanner } from './banner.js';
+import { basicAuthScanner } from './basic-auth.js';
 import { ccnScanner } from './ccn.js';
 import { cloudScanner } from './cloud.js';
 import { domainScanner } from './domain.js';
@@ -34,6 +35,7 @@ export const SCANNERS: readonly Scanner[] = [
   sshScanner,
   cloudScanner,
   passwordScanner,
+  basicAuthScanner,
   historyScanner,
   bannerScanner,
 ];

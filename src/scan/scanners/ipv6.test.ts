@@ -38,9 +38,26 @@ test('property: any address node formats (full or compressed) is found whole', (
       fc.pre(isIPv6(a));
       const hits = found(` ${a} `);
       // The shape rules drop only "::" and compressed forms with one or two very short groups.
-      if (hits.length === 0) assert.ok(a.includes('::') && a.split(':').filter((g) => g !== '').length <= 2, a);
+      // and decimal groups before a trailing "::" ("0:0:0::", what "10:20:30::" and passwd's "1000:1000::" look like).
+      const groups = a.split(':').filter((g) => g !== '');
+      if (hits.length === 0) assert.ok(a.includes('::') && (groups.length <= 2 || (a.endsWith('::') && groups.every((g) => /^[0-9]+$/.test(g)))), a);
       else assert.deepEqual(hits, [a]);
     }),
     { numRuns: 2000 },
   );
+});
+
+test('real-data review: passwd fields and decimal triples are not addresses', () => {
+  for (const t of ['messagebus:x:100:102::/nonexistent:/usr/sbin/nologin', 'user:x:1000:1000::/home/user:/bin/bash', 'sys:x:101:104::/x', 'time 10:20:30::'])
+    assert.deepEqual(found(t), [], t);
+});
+
+test('real-data review: short prefixes and the bracketed any-address are found', () => {
+  assert.deepEqual(found('route fe80::/64 dev eth0'), ['fe80::']);
+  assert.deepEqual(found('ULA fc00::/7,'), ['fc00::']);
+  assert.deepEqual(found('global 2000::/3'), ['2000::']);
+  assert.deepEqual(found('listen [::]:80;'), ['::']);
+  assert.deepEqual(found('2001:db8::/32'), ['2001:db8::']);
+  assert.deepEqual(found('fe80::/64x'), [], 'not a prefix length');
+  assert.deepEqual(found('fe80:: alone'), []);
 });

@@ -42,3 +42,11 @@ test('property: a MAC is found at any offset of any padding that does not contin
     { numRuns: 2000 },
   );
 });
+
+test('real-data review: the Cisco dotted form', () => {
+  assert.deepEqual(found('  10    001a.2b3c.4d5e    DYNAMIC     Gi1/0/1'), ['001a.2b3c.4d5e']);
+  assert.deepEqual(found('02:1a:2b:3c:4d:5e 001A.2B3C.4D5F\0'), ['02:1a:2b:3c:4d:5e', '001A.2B3C.4D5F'], 'in text order');
+  assert.deepEqual(found('001a.2b3c.4d5e 02:1a:2b:3c:4d:5e'), ['001a.2b3c.4d5e', '02:1a:2b:3c:4d:5e'], 'in text order');
+  for (const t of ['1234.5678.9012', 'dead.beef.cafe', 'ffff.ffff.ffff', '0000.0000.0000', 'x001a.2b3c.4d5e', '001a.2b3c.4d5e.1', '1.001a.2b3c.4d5e', '001a.2b3c.4d5e7', '001a.2b3c.4d5'])
+    assert.deepEqual(found(` ${t} `), [], t);
+});

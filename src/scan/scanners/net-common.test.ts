@@ -15,7 +15,7 @@ import { ipv6Scanner } from './ipv6.js';
 import { macScanner } from './mac.js';
 import { phoneScanner } from './phone.js';
 import { urlScanner } from './url.js';
-import { hostLabels, isFileLikeTld, isIPv4, isKnownTld } from './net-common.js';
+import { hostLabels, isCodeLabel, isCodeTld, isFileExtension, isFileLikeTld, isHostLabel, isIPv4, isKnownTld } from './net-common.js';
 import { decoySnippet, featureSnippet } from '../../../test/fixtures/scan-corpus-kinds.js';
 import { RandomStream, Rng } from '../../../test/fixtures/scan-corpus-rng.js';
 import { textBlock } from '../../../test/fixtures/scan-corpus-text.js';
@@ -164,4 +164,16 @@ test('host and address helpers', () => {
   const v4 = (s: string): boolean => isIPv4(s, 0, s.length);
   assert.ok(v4('0.0.0.0') && v4('255.255.255.255') && v4('10.0.0.1'));
   for (const bad of ['256.1.1.1', '01.1.1.1', '1.2.3', '1.2.3.4.5', '1..2.3', '1.2.3.', '1.2.3.4444', 'a.b.c.d']) assert.ok(!v4(bad), bad);
+});
+
+test('code and file-name helpers (real-data review)', () => {
+  assert.ok(isCodeTld('name') && isCodeTld('ID') && isCodeTld('host') && !isCodeTld('com') && !isCodeTld('de'));
+  assert.ok(isHostLabel('www') && isHostLabel('MAIL') && !isHostLabel('node'));
+  assert.ok(isCodeLabel('prototype') && isCodeLabel('this') && isCodeLabel('i32') && isCodeLabel('f32x4') && !isCodeLabel('acme'));
+  assert.ok(isFileExtension('in') && isFileExtension('h') && !isFileExtension('acme'));
+  assert.ok(!isFileLikeTld('ai'), '.ai hosts (google.ai) outnumber Illustrator files in memory');
+  assert.equal(hostLabels('Obsidian.Systems', 0, 16, { knownTld: true, capitalisedTld: true }), 2);
+  assert.equal(hostLabels('Obsidian.Systems', 0, 16, { knownTld: true }), 0);
+  assert.equal(hostLabels('my_svc.acme.com', 0, 15, { knownTld: false, underscore: true }), 3);
+  assert.equal(hostLabels('my_svc.acme.com', 0, 15, { knownTld: false }), 0);
 });

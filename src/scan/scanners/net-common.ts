@@ -53,7 +53,8 @@ const CC_TLDS = words(`
 const G_TLDS = words(`
   com org net edu gov mil int info biz name pro mobi aero asia coop jobs museum tel travel cat post
   app dev cloud online site xyz top shop store tech club live blog news email ltd group space website page
-  link life world today company network systems solutions agency digital media host services support global`);
+  link life world today company network systems solutions agency digital media host services support global
+  berlin london paris tokyo nyc`);
 
 /**
  * TLDs that are also common file extensions (".sh" Saint Helena, ".py" Paraguay, ".so" Somalia, ".rs" Serbia,
@@ -62,8 +63,38 @@ const G_TLDS = words(`
  * "www.example.sh" (three labels or more) still is, and e-mail and URL hosts are not affected.
  */
 const FILE_LIKE_TLDS = words(`
-  sh py so rs md pl pm cc ps mk ml am ac in ai ws la mo tk tf sv mm ls gd cr gs st sc do
+  sh py so rs md pl pm cc ps mk ml am ac in ws la mo tk tf sv mm ls gd cr gs st sc do
   info app zip mov`);
+
+/**
+ * Labels that end a file name when a file-like TLD follows them ("fonts.conf.in", "config.h.in",
+ * "Makefile.in.in", "fontconfig.pc.in"): autoconf templates and their kin have three labels, so the two-label
+ * filter alone misses them.
+ */
+const FILE_EXTENSIONS = words(`
+  in am ac h c cc cpp hpp pc spec def sgml mak conf cfg ini txt js json xml html htm tmpl sh py so a o d
+  gz bz2 xz tar zip pl pm rb md rst`);
+
+/**
+ * TLDs that are also everyday property and method names in code ("node.name", "this.host", "e.target.id",
+ * "this.logger.info", "i32.store", "HH.mm.ss", "window.top"): in the memory of any JavaScript, Python or Go
+ * process, a stand-alone name under one of these is an expression 80% of the time or more. Such a name is a
+ * domain only when it starts with a label hosts are conventionally given (www, mail, api...) or when it is the
+ * host of an e-mail address or URL.
+ */
+const CODE_TLDS = words('name host id info int post link top ne ge ki ss store dev group global page email');
+
+/** First labels that real host names start with (and that code almost never uses as a variable). */
+const HOST_LABELS = words(`
+  www www1 www2 www3 mail mail2 smtp imap pop pop3 mx mx1 mx2 ns ns1 ns2 ns3 ns4 dns api cdn ftp vpn portal git
+  auth web m blog docs download downloads static img images media shop store news forum wiki login sso
+  secure remote gw gateway proxy`);
+
+/**
+ * Labels that mark a dotted JavaScript or Java expression ("String.prototype.at", "this.top", "self.name",
+ * "window.location.host"), never a host.
+ */
+const CODE_LABELS = words('this self prototype window document module exports props state globalThis process');
 
 /**
  * Second-level labels that registries sell under (co.uk, com.au, ac.jp...): "co.uk" on its own is a public
@@ -86,9 +117,37 @@ export function isFileLikeTld(tld: string): boolean {
   return FILE_LIKE_TLDS.has(tld.toLowerCase());
 }
 
+export function isFileExtension(label: string): boolean {
+  return FILE_EXTENSIONS.has(label.toLowerCase());
+}
+
+export function isCodeTld(tld: string): boolean {
+  return CODE_TLDS.has(tld.toLowerCase());
+}
+
+export function isHostLabel(label: string): boolean {
+  return HOST_LABELS.has(label.toLowerCase());
+}
+
+/** WebAssembly value types as they prefix opcode names ("i32.store", "f32x4.lt", "v128.load"). */
+const WASM_TYPE = /^[fiv](8|16|32|64|128)(x[0-9]+)?$/;
+
+export function isCodeLabel(label: string): boolean {
+  return CODE_LABELS.has(label) || WASM_TYPE.test(label);
+}
+
 export interface HostCheck {
   /** Require the TLD to be in the built-in list; otherwise any 2–63 letter TLD is accepted (URL hosts). */
   knownTld: boolean;
+  /** Also accept a capitalised TLD ("Obsidian.Systems"), as people write the domains of their addresses. */
+  capitalisedTld?: boolean;
+  /** Allow '_' inside labels other than the TLD: not valid in host names, but used in URLs ("my_svc.acme.com"). */
+  underscore?: boolean;
+}
+
+function capitalised(w: string): boolean {
+  const c = w.charCodeAt(0);
+  return c >= 65 && c <= 90 && w.slice(1) === w.slice(1).toLowerCase();
 }
 
 /**
@@ -108,7 +167,7 @@ export function hostLabels(text: string, start: number, end: number, opt: HostCh
       if (text.charCodeAt(ls) === 45 || text.charCodeAt(i - 1) === 45) return 0;
       labels++;
       ls = i + 1;
-    } else if ((cls(c) & C_LABEL) === 0) return 0;
+    } else if ((cls(c) & C_LABEL) === 0 && !(c === 95 && opt.underscore === true)) return 0;
   }
   if (labels < 2) return 0;
   const lastDot = text.lastIndexOf('.', end - 1);
@@ -116,7 +175,8 @@ export function hostLabels(text: string, start: number, end: number, opt: HostCh
   const tld = text.slice(lastDot + 1, end);
   if (tld.length < 2) return 0;
   for (let i = 0; i < tld.length; i++) if ((cls(tld.charCodeAt(i)) & C_ALPHA) === 0) return 0;
-  if (opt.knownTld ? !isKnownTld(tld) : tldCase(tld) === undefined) return 0;
+  const t = opt.capitalisedTld === true && capitalised(tld) ? tld.toLowerCase() : tld;
+  if (opt.knownTld ? !isKnownTld(t) : tldCase(t) === undefined) return 0;
   if (labels === 2 && SECOND_LEVEL.has(text.slice(start, lastDot).toLowerCase())) return 0;
   return labels;
 }

@@ -59,6 +59,51 @@ test('a certificate made by openssl req -x509 is found, and openssl parses what 
   }
 });
 
+test('keys inside JSON strings (escaped line ends) and YAML blocks (indented) are found as written', () => {
+  for (const k of realKeys()) {
+    // GCP service-account files, Vault and Kubernetes JSON, Terraform state: JSON.stringify escapes the ends.
+    const json = JSON.stringify({ type: 'service_account', private_key: `${k}\n`, client_email: 'x@y.iam' });
+    const inJson = JSON.stringify(k).slice(1, -1);
+    assert.ok(inJson.includes('\\n') && !inJson.includes('\n'));
+    assert.deepEqual(found(json), [['pem-private-key', inJson]], k.slice(0, 40));
+    // PHP's json_encode also escapes '/'.
+    const php = inJson.replaceAll('/', '\\/');
+    assert.deepEqual(found(`{"key":"${php}"}`), [['pem-private-key', php]]);
+    const crlf = JSON.stringify(k.replace(/\n/g, '\r\n')).slice(1, -1);
+    assert.deepEqual(found(`"${crlf}"`), [['pem-private-key', crlf]]);
+    // YAML "key: |" block, two and four spaces, and a tab-indented config value.
+    for (const ind of ['  ', '    ', '\t']) {
+      const yaml = k.replace(/\n/g, `\n${ind}`);
+      assert.deepEqual(found(`tls:\n  key: |\n${ind}${yaml}\n  cert: x\n`), [['pem-private-key', yaml]]);
+    }
+  }
+  const k = realKeys()[1] ?? '';
+  // Mixed styles are not one block: a real line end after an escaped one, an indent that changes.
+  const mixed = JSON.stringify(k).slice(1, -1).replace('\\n', '\n');
+  assert.deepEqual(found(mixed), []);
+  const lines = k.split('\n');
+  assert.deepEqual(found([lines[0], ...lines.slice(1).map((l, i) => (i === 2 ? `   ${l}` : `  ${l}`))].join('\n')), []);
+});
+
+test('BEGIN TRUSTED CERTIFICATE (openssl x509 -addtrust) is a certificate; openssl reads what we report', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'h7sec-pem-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=memdump-trusted', '-days', '1', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
+    const trusted = trim(execFileSync('openssl', ['x509', '-in', join(dir, 'c.pem'), '-addtrust', 'serverAuth', '-trustout'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString('latin1'));
+    assert.ok(trusted.startsWith('-----BEGIN TRUSTED CERTIFICATE-----'), trusted.slice(0, 40));
+    const hits = found(`ca bundle:\n${trusted}\n`);
+    assert.deepEqual(hits, [['pem-certificate', trusted]]);
+    const out = execFileSync('openssl', ['x509', '-noout', '-subject', '-trustout'], { input: hits[0]?.[1] ?? '' }).toString();
+    assert.match(out, /memdump-trusted/);
+    // A trusted label over a body that is not certificate + trust settings gives nothing.
+    const bad = trusted.split('\n');
+    bad.splice(2, 1);
+    assert.deepEqual(found(bad.join('\n')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('empty pairs, mismatched labels, missing END, non-DER bodies and OpenSSH keys give nothing', () => {
   assert.deepEqual(found('-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----'), []);
   assert.deepEqual(found('-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----'), []);

@@ -42,3 +42,9 @@ test('glued to words, expressions or amounts gives nothing', () => {
   assert.deepEqual(found('+4930123456.'), ['+4930123456']);
   assert.deepEqual(found('\0+4930123456\0'), ['+4930123456']);
 });
+
+test('real-data review: Debian version tails are not numbers', () => {
+  assert.deepEqual(found('llvm 1:10~+20191229111838+6991d-1'), []);
+  assert.deepEqual(found(' +4930123456+1 '), []);
+  assert.deepEqual(found(' ~+4930123456 '), []);
+});

@@ -64,7 +64,8 @@ export const phoneScanner: Scanner = {
       if (c1 < 49 || c1 > 57) continue;
       // Glued to a word or another '+' it is an expression or base64, not a dialled number.
       const before = text.charCodeAt(plus - 1);
-      if ((cls(before) & C_WORD) !== 0 || before === 43) continue;
+      // After '~' it is a Debian version ("1:10~+20191229111838+6991d").
+      if ((cls(before) & C_WORD) !== 0 || before === 43 || before === 126) continue;
       let e = plus + 1;
       while (e < n && e - plus <= 16) {
         const c = text.charCodeAt(e);
@@ -75,7 +76,7 @@ export const phoneScanner: Scanner = {
       const digits = e - plus - 1;
       if (digits < 8 || digits > 15) continue;
       const after = text.charCodeAt(e);
-      if ((cls(after) & (C_WORD | C_ALPHA)) !== 0) continue;
+      if ((cls(after) & (C_WORD | C_ALPHA)) !== 0 || after === 43) continue;
       // "+4930123456.78" or "+4930123456,5" is an amount, not a number.
       if ((after === 46 || after === 44) && (cls(text.charCodeAt(e + 1)) & C_WORD) !== 0) continue;
       if (valid(text.slice(plus + 1, e))) emit('phone', plus, e);

@@ -65,6 +65,19 @@ test('property: a corpus feature in filler lines is reported exactly, once, and 
   );
 });
 
+test('every kind: 3000 seeded corpus snippets each are found exactly (the exhaustive recall check)', () => {
+  // The property above draws 2500 snippets over all kinds; a rule that drops a rare value shape (a random
+  // password that happens to look like "kFooBar") needs many more per kind to show up.
+  for (const kind of KINDS) {
+    const r = new Rng(20261122, `recall-${kind}`);
+    for (let i = 0; i < 3000; i++) {
+      const sn = featureSnippet(kind, r);
+      const hits = scanAll(sn.text).map((h) => [h[0], h[3]]);
+      assert.deepEqual(hits, [[kind, sn.feature]], sn.text.slice(0, 200));
+    }
+  }
+});
+
 test('property: the feature alone, at text start/end and between run separators, is still found', () => {
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(...KINDS), (seed, kind) => {

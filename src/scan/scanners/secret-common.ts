@@ -64,23 +64,45 @@ export interface PemBlock {
 /** Longest base64 line accepted inside a PEM block: 64 (RFC 7468), 70 (ssh-keygen), 76 (MIME) and some slack. */
 const MAX_PEM_LINE = 128;
 
+/** How the lines of one block end and are indented; fixed by the first line end after BEGIN. */
+interface LineStyle {
+  /** Line ends are the two characters "\\n" (or "\\r\\n"): the block sits inside a JSON or JS string. */
+  escaped: boolean;
+  /** Spaces or tabs in front of every following line (a YAML block scalar, an indented config value). */
+  indent: number;
+}
+const MAX_INDENT = 64;
+
 /**
  * Read a PEM-style block whose BEGIN line ("-----BEGIN <label>-----") ends at `afterBegin`. Accepts "\n" or
- * "\r\n" line ends, optional RFC 1421 headers (Proc-Type, DEK-Info) followed by a blank line, then one or more
- * base64 lines and "-----END <label>-----". Anything else ('\0', a foreign line, a missing END within `cap`
- * chars) means no block: the caller reports nothing rather than a guess.
+ * "\r\n" line ends — real ones, or escaped as the two characters backslash-n (a key inside a JSON string:
+ * GCP service-account files, Kubernetes and Vault JSON, Terraform state) where "\/" also stands for "/" — and a
+ * common indent of spaces or tabs on every line after BEGIN (YAML "key: |" blocks); the first line end after
+ * BEGIN fixes both for the whole block. Then optional RFC 1421 headers (Proc-Type, DEK-Info) followed by a blank
+ * line, one or more base64 lines and "-----END <label>-----". Anything else ('\0', a foreign line, a change of
+ * style, a missing END within `cap` chars) means no block: the caller reports nothing rather than a guess.
  */
 export function readPemBlock(text: string, afterBegin: number, label: string, cap: number): PemBlock | undefined {
   const limit = Math.min(text.length, afterBegin + cap);
-  let i = eol(text, afterBegin);
-  if (i < 0) return undefined;
+  const style: LineStyle = { escaped: false, indent: 0 };
+  let e0 = eolAt(text, afterBegin, false);
+  if (e0 < 0) {
+    e0 = eolAt(text, afterBegin, true);
+    if (e0 < 0) return undefined;
+    style.escaped = true;
+  }
+  let n = 0;
+  while (n < MAX_INDENT && (text.charCodeAt(e0 + n) === 32 || text.charCodeAt(e0 + n) === 9)) n++;
+  style.indent = n;
+  const indent = text.slice(e0, e0 + n);
+  let i = e0 + n;
   let headers = false;
   if (text.startsWith('Proc-Type:', i)) {
     // Header lines up to a blank line; continuation lines (leading space) are allowed by RFC 1421.
     for (;;) {
-      const e = lineEnd(text, i, MAX_PEM_LINE * 2);
+      const e = styledLineEnd(text, i, MAX_PEM_LINE * 2, style.escaped);
       if (e >= limit) return undefined;
-      const next = eol(text, e);
+      const next = eol(text, e, style, indent);
       if (next < 0) return undefined;
       if (e === i) {
         i = next;
@@ -101,23 +123,62 @@ export function readPemBlock(text: string, afterBegin: number, label: string, ca
       return { end, body: parts.join(''), headers };
     }
     let j = i;
-    const stop = Math.min(limit, i + MAX_PEM_LINE);
-    while (j < stop && isB64(text.charCodeAt(j))) j++;
+    const stop = Math.min(limit, i + MAX_PEM_LINE * (style.escaped ? 2 : 1));
+    let line = '';
+    if (style.escaped) {
+      // JSON may escape '/' as "\/" (PHP's json_encode does).
+      for (;;) {
+        const c = text.charCodeAt(j);
+        if (j < stop && isB64(c)) j++;
+        else if (j + 1 < stop && c === 92 && text.charCodeAt(j + 1) === 47) j += 2;
+        else break;
+      }
+      line = text.slice(i, j).replaceAll('\\/', '/');
+    } else {
+      while (j < stop && isB64(text.charCodeAt(j))) j++;
+    }
+    const b = j;
     while (j < stop && text.charCodeAt(j) === 61) j++;
     if (j === i) return undefined;
-    const next = eol(text, j);
+    const next = eol(text, j, style, indent);
     if (next < 0) return undefined;
-    parts.push(text.slice(i, j));
+    parts.push(style.escaped ? line + text.slice(b, j) : text.slice(i, j));
     i = next;
   }
 }
 
-/** Position after a "\n" or "\r\n" at i, or -1. */
-function eol(text: string, i: number): number {
+/** Position after a "\n" or "\r\n" at i (escaped: the characters backslash-n, backslash-r backslash-n), or -1. */
+function eolAt(text: string, i: number, escaped: boolean): number {
+  if (escaped) {
+    if (text.charCodeAt(i) !== 92) return -1;
+    const c = text.charCodeAt(i + 1);
+    if (c === 110) return i + 2;
+    if (c === 114 && text.charCodeAt(i + 2) === 92 && text.charCodeAt(i + 3) === 110) return i + 4;
+    return -1;
+  }
   const c = text.charCodeAt(i);
   if (c === 10) return i + 1;
   if (c === 13 && text.charCodeAt(i + 1) === 10) return i + 2;
   return -1;
+}
+
+/** Position after a line end in the block's style and its indent, or -1. */
+function eol(text: string, i: number, style: LineStyle, indent: string): number {
+  const e = eolAt(text, i, style.escaped);
+  if (e < 0) return -1;
+  if (style.indent === 0) return e;
+  return text.startsWith(indent, e) ? e + style.indent : -1;
+}
+
+/** Like lineEnd, but an escaped line end's backslash ends the line too. */
+function styledLineEnd(text: string, i: number, cap: number, escaped: boolean): number {
+  if (!escaped) return lineEnd(text, i, cap);
+  const stop = Math.min(text.length, i + cap);
+  for (let j = i; j < stop; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 10 || c === 13 || c === 0 || c === 92) return j;
+  }
+  return stop;
 }
 
 /**
@@ -125,14 +186,20 @@ function eol(text: string, i: number): number {
  * are one; a random base64 blob almost never is.
  */
 export function isDerSequence(b: Buffer): boolean {
-  if (b.length < 2 || b[0] !== 0x30) return false;
-  const l0 = b[1] ?? 0;
-  if (l0 < 0x80) return 2 + l0 === b.length;
+  return derSequenceEnd(b, 0) === b.length;
+}
+
+/** End of the DER SEQUENCE (tag 0x30, definite length) starting at `at`, or -1. Never past the buffer. */
+export function derSequenceEnd(b: Buffer, at: number): number {
+  if (b.length < at + 2 || b[at] !== 0x30) return -1;
+  const l0 = b[at + 1] ?? 0;
+  if (l0 < 0x80) return at + 2 + l0 <= b.length ? at + 2 + l0 : -1;
   const n = l0 & 0x7f;
-  if (n === 0 || n > 4 || b.length < 2 + n) return false;
+  if (n === 0 || n > 4 || b.length < at + 2 + n) return -1;
   let len = 0;
-  for (let k = 0; k < n; k++) len = len * 256 + (b[2 + k] ?? 0);
-  return 2 + n + len === b.length;
+  for (let k = 0; k < n; k++) len = len * 256 + (b[at + 2 + k] ?? 0);
+  const end = at + 2 + n + len;
+  return end <= b.length ? end : -1;
 }
 
 export interface Hit {

@@ -63,6 +63,16 @@ test('ssh-keygen public keys are found as type + blob, in authorized_keys and kn
   }
 });
 
+test('review findings: a private key in a JSON string, a public key with two spaces before the blob', () => {
+  for (const { priv, pub } of pairs) {
+    const inJson = JSON.stringify(priv).slice(1, -1);
+    assert.deepEqual(found(JSON.stringify({ id_ed25519: `${priv}\n` })), [['ssh-private-key', inJson]]);
+    const [type, blob, comment] = pub.split(' ');
+    assert.deepEqual(found(`${type}  ${blob} ${comment}`), [['ssh-public-key', `${type}  ${blob}`]]);
+    assert.deepEqual(found(`${type}\t${blob}`), [['ssh-public-key', `${type}\t${blob}`]]);
+  }
+});
+
 test('FIDO sk- public keys are found once', () => {
   const str = (s: string | Buffer): Buffer => {
     const b = Buffer.from(s);
@@ -84,7 +94,7 @@ test('blobs of another type, random base64, broken private bodies and touching w
   assert.deepEqual(found(`xssh-ed25519 ${edBlob}`), []);
   assert.deepEqual(found(`ssh-ed25519 ${edBlob}x`), [], 'blob continues');
   assert.deepEqual(found(`ssh-ed25519 ${edBlob.slice(0, -8)}`), [], 'cut blob');
-  assert.deepEqual(found(`ssh-ed25519  ${edBlob}`), [], 'two spaces');
+  assert.deepEqual(found(`ssh-ed25519\n${edBlob}`), [], 'a line end between type and blob');
   assert.deepEqual(found('-----BEGIN OPENSSH PRIVATE KEY-----\n-----END OPENSSH PRIVATE KEY-----'), []);
   const body = randomBytes(300).toString('base64').replace(/(.{70})/g, '$1\n').replace(/\n$/, '');
   assert.deepEqual(found(`-----BEGIN OPENSSH PRIVATE KEY-----\n${body}\n-----END OPENSSH PRIVATE KEY-----`), []);

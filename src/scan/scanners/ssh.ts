@@ -3,7 +3,9 @@
  * format (PROTOCOL.key: it starts with the magic "openssh-key-v1\0"); encrypted ones have the same magic, so they
  * are reported too. Public: "<type> <base64 blob>" as in authorized_keys, known_hosts and *.pub, where the blob
  * (RFC 4253 §6.6) starts with the key type as a length-prefixed string — a check random base64 never passes.
- * The public feature is type, one space and blob; the comment after it is context.
+ * The public feature is type, the spaces or tabs as found (one, usually; hand-edited files have more) and blob;
+ * the comment after it is context. Private keys are read like PEM blocks (readPemBlock): also inside JSON strings
+ * with escaped line ends, and indented.
  */
 import type { Scanner } from '../types.js';
 import { MAX_FEATURE_LENGTH } from '../types.js';
@@ -14,11 +16,11 @@ const PRIVATE_LABEL = 'OPENSSH PRIVATE KEY';
 const MAGIC = Buffer.from('openssh-key-v1\0', 'latin1');
 
 /**
- * Key types at a boundary, then one space or tab and a blob that must begin "AAAA" (its first length byte is 0).
+ * Key types at a boundary, then spaces or tabs and a blob that must begin "AAAA" (its first length byte is 0).
  * The embedded "ssh-"/"ecdsa-" of an sk- (FIDO) type is rejected by the boundary check ('-' before it).
  */
 const PUBLIC =
-  /(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)[ \t](AAAA[A-Za-z0-9+/]{8,8192}={0,2})/y;
+  /(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)[ \t]{1,8}(AAAA[A-Za-z0-9+/]{8,8192}={0,2})/y;
 const ANCHORS: [string, number[]][] = [['sh-', [1, 4]], ['a-sha2-nistp', [4, 7]]];
 
 /** Length-prefixed strings in a public key blob after the type (RFC 4253 §6.6, RFC 5656 §3.1, PROTOCOL.u2f). */

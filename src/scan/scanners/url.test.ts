@@ -45,3 +45,28 @@ test('the run separator ends a URL', () => {
   assert.deepEqual(found('\0https://acme.com/a\0b'), ['https://acme.com/a']);
   assert.deepEqual(found('https://acme.com/a\0https://b.acme.com/'), ['https://acme.com/a', 'https://b.acme.com/']);
 });
+
+test('real-data review: DER bytes glued on by certificates are cut at the string length', () => {
+  const a = 'http://crl.securetrust.com/STCA.crl';
+  assert.deepEqual(found(`\0${String.fromCharCode(a.length)}${a}0\0\x01`), [a]);
+  const b = 'http://www.accv.es/legislacion_c.htm';
+  assert.deepEqual(found(`\0${String.fromCharCode(b.length)}${b}0U\0`), [b]);
+  const c = 'https://wwww.certigna.fr/autorites/';
+  assert.deepEqual(found(`${String.fromCharCode(c.length)}${c}0m`), [c], 'at the start of the text');
+  const d = `http://crl.acme.com/${'x'.repeat(47)}`; // length 67: the length byte is the letter 'C'
+  assert.deepEqual(found(`\0C${d}0\x01`), [d]);
+  assert.deepEqual(found(`\0C${d}zz`), [], 'a glued letter that is not a matching length');
+  assert.deepEqual(found(`\0#${a}/more`), [`${a}/more`], 'no DER element after the length: the URL is not cut');
+});
+
+test('real-data review: URI templates keep their braces', () => {
+  const u = 'https://api.github.com/repos/{owner}/{repo}/issues';
+  assert.deepEqual(found(`GET ${u} HTTP/1.1`), [u]);
+  assert.deepEqual(found('{"u":"https://acme.com/a"}'), ['https://acme.com/a']);
+  assert.deepEqual(found('{see https://acme.com/a}'), ['https://acme.com/a']);
+});
+
+test('real-data review: a host with an underscore', () => {
+  assert.deepEqual(found('GET http://my_svc.acme.com/x ok'), ['http://my_svc.acme.com/x']);
+  assert.deepEqual(found('http://acme.c_m/'), [], 'not in the TLD');
+});
