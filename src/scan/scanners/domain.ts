@@ -23,7 +23,7 @@
  *  - A digit glued before "www." is a DER length byte from a certificate ("0www.entrust.net") and is left out.
  */
 import type { Scanner } from '../types.js';
-import { C_ALPHA, C_LABEL, cls, hostLabels, isCodeLabel, isCodeTld, isFileExtension, isFileLikeTld, isHostLabel } from './net-common.js';
+import { C_ALPHA, C_LABEL, cls, hostLabels, isCodeLabel, isCodeTld, isFileExtension, isFileLikeTld, isHostLabel, runAround } from './net-common.js';
 
 const inRun = (c: number): boolean => (cls(c) & C_LABEL) !== 0 || c === 46;
 
@@ -89,15 +89,11 @@ export const domainScanner: Scanner = {
   kinds: ['domain'],
   description: 'Domain names with a known TLD (including the hosts of e-mail addresses and URLs)',
   scan(text, emit) {
-    const n = text.length;
     let pos = 0;
     for (;;) {
       const dot = text.indexOf('.', pos);
       if (dot < 0) return;
-      let s = dot;
-      while (s > 0 && inRun(text.charCodeAt(s - 1))) s--;
-      let e = dot + 1;
-      while (e < n && inRun(text.charCodeAt(e))) e++;
+      const [s, e] = runAround(text, dot, inRun);
       pos = e;
       // Fast rejection of most dots (numbers, file versions, random bytes): the run must end in 2+ letters
       // after its last dot, give or take dots and hyphens trailing it.

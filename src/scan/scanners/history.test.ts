@@ -68,3 +68,10 @@ test('property: any plausible epoch and printable command round-trips exactly', 
     { numRuns: 2000 },
   );
 });
+
+test('a bash entry whose command reads as a zsh line is one entry, not two nested ones', () => {
+  const text = '#1700000000\n: 1700000000:0;make -j4';
+  const hits: [number, number][] = [];
+  historyScanner.scan(text, (_k, a, b) => hits.push([a, b]));
+  assert.deepEqual(hits, [[0, text.length]]);
+});

@@ -45,6 +45,8 @@ export const historyScanner: Scanner = {
   description: 'bash (#epoch line + command) and zsh extended history (": epoch:elapsed;command") entries',
   scan(text, emit) {
     const hits: Hit[] = [];
+    // a bash entry's command that itself reads as a zsh line is part of that entry, not a second one
+    const commands = new Set<number>();
     // Two-char literals are searched at memory speed; the sticky patterns then check the anchor.
     for (const anchor of ['#1', '#2']) {
       for (let i = text.indexOf(anchor); i >= 0; i = text.indexOf(anchor, i + 2)) {
@@ -65,11 +67,12 @@ export const historyScanner: Scanner = {
         const end = commandEnd(text, j);
         if (end < 0) continue;
         hits.push({ kind: 'bash-history', start: i, end });
+        commands.add(j);
       }
     }
     for (const anchor of [': 1', ': 2']) {
       for (let i = text.indexOf(anchor); i >= 0; i = text.indexOf(anchor, i + 3)) {
-        if (!lineStart(text, i)) continue;
+        if (!lineStart(text, i) || commands.has(i)) continue;
         ZSH.lastIndex = i;
         const m = ZSH.exec(text);
         if (m === null || !plausible(m[0].slice(2, 12))) continue;

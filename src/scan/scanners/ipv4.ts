@@ -17,7 +17,7 @@
  *    routable but almost never appear as addresses, while every TLS library holds the OIDs.
  */
 import type { Scanner } from '../types.js';
-import { C_ALPHA, C_WORD, cls, isIPv4 } from './net-common.js';
+import { C_ALPHA, C_WORD, cls, isIPv4, runAround } from './net-common.js';
 
 const isDigitOrDot = (c: number): boolean => (c >= 48 && c <= 57) || c === 46;
 const isWord = (c: number): boolean => (cls(c) & C_WORD) !== 0;
@@ -96,15 +96,11 @@ export const ipv4Scanner: Scanner = {
   kinds: ['ipv4'],
   description: 'IPv4 addresses (dotted quads, octets 0-255, not part of a longer dotted number or a version)',
   scan(text, emit) {
-    const n = text.length;
     let pos = 0;
     for (;;) {
       const dot = text.indexOf('.', pos);
       if (dot < 0) return;
-      let s = dot;
-      while (s > 0 && isDigitOrDot(text.charCodeAt(s - 1))) s--;
-      let e = dot + 1;
-      while (e < n && isDigitOrDot(text.charCodeAt(e))) e++;
+      let [s, e] = runAround(text, dot, isDigitOrDot);
       pos = e;
       // The shortest quad is 7 chars; a run this short or without a digit next to the dot is nothing.
       if (e - s < 7) continue;

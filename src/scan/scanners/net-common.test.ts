@@ -1,150 +1,10 @@
 /**
- * Properties the seven network scanners share, checked against the corpus generator's own labelled examples: a
- * planted feature inside filler lines is reported exactly once with exactly the planted text, and nothing else
- * is (except the host of a planted email or URL, which the domain scanner reports by design); snippets and decoys
- * of every other kind give nothing; the engine's view of random bytes gives at most 2 features per scanner.
+ * The host, TLD and address helpers of net-common.ts. The properties every scanner shares (exact reports of corpus
+ * features, nothing from decoys, filler or random bytes, no throw) are in contract.test.ts, over the registry.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fc from 'fast-check';
-import { FEATURE_KINDS, type FeatureKind, type Scanner } from '../types.js';
-import { domainScanner } from './domain.js';
-import { emailScanner } from './email.js';
-import { ipv4Scanner } from './ipv4.js';
-import { ipv6Scanner } from './ipv6.js';
-import { macScanner } from './mac.js';
-import { phoneScanner } from './phone.js';
-import { urlScanner } from './url.js';
-import { hostLabels, isCodeLabel, isCodeTld, isFileExtension, isFileLikeTld, isHostLabel, isIPv4, isKnownTld } from './net-common.js';
-import { decoySnippet, featureSnippet } from '../../../test/fixtures/scan-corpus-kinds.js';
-import { RandomStream, Rng } from '../../../test/fixtures/scan-corpus-rng.js';
-import { textBlock } from '../../../test/fixtures/scan-corpus-text.js';
-
-const SCANNERS: Scanner[] = [emailScanner, urlScanner, domainScanner, ipv4Scanner, ipv6Scanner, macScanner, phoneScanner];
-const KINDS = SCANNERS.flatMap((s) => [...s.kinds]);
-const OTHER_KINDS = FEATURE_KINDS.filter((k) => !KINDS.includes(k));
-
-type Hit = [FeatureKind, number, number, string];
-function scanAll(text: string): Hit[] {
-  const out: Hit[] = [];
-  for (const s of SCANNERS) {
-    let last = -1;
-    s.scan(text, (k, a, b) => {
-      assert.ok(s.kinds.includes(k), `${s.name} emitted ${k}`);
-      assert.ok(a >= 0 && a < b && b <= text.length, `${s.name} bounds`);
-      assert.ok(a >= last, `${s.name} emits in text order, without overlap`);
-      last = b;
-      out.push([k, a, b, text.slice(a, b)]);
-    });
-  }
-  return out;
-}
-
-/** The host inside an email ("a@HOST") or URL ("scheme://HOST[:port]/..."). */
-function hostOf(kind: FeatureKind, feature: string): string | undefined {
-  if (kind === 'email') return feature.slice(feature.indexOf('@') + 1);
-  if (kind === 'url') return /^[a-z]+:\/\/([^/:?#]+)/.exec(feature)?.[1];
-  return undefined;
-}
-
-/** Hits minus the domain report of the planted feature's own host, which the corpus tolerates. */
-function withoutOwnHost(hits: Hit[], kind: FeatureKind, at: number, feature: string): Hit[] {
-  const host = hostOf(kind, feature);
-  if (host === undefined) return hits;
-  const hs = at + feature.indexOf(host, kind === 'email' ? feature.indexOf('@') : 0);
-  return hits.filter(([k, a, b]) => !(k === 'domain' && a === hs && b === hs + host.length));
-}
-
-/** What the engine hands a scanner for raw bytes: printable ASCII runs of 6 or more, joined by '\0'. */
-function engineView(buf: Buffer): string {
-  return (buf.toString('latin1').match(/[\x20-\x7e\t\n\r]{6,}/g) ?? []).join('\0');
-}
-
-test('kinds are disjoint across scanners and names unique', () => {
-  assert.equal(new Set(KINDS).size, KINDS.length);
-  assert.equal(new Set(SCANNERS.map((s) => s.name)).size, SCANNERS.length);
-});
-
-for (const kind of KINDS) {
-  test(`property: a corpus ${kind} in filler lines is reported exactly, once, and nothing else is`, () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 200, max: 6000 }), (seed, size) => {
-        const r = new Rng(seed, `net-${kind}`);
-        const sn = featureSnippet(kind, r);
-        const { text, placed } = textBlock(r, size, [{ ...sn, kind, decoy: false }]);
-        const p = placed[0]!;
-        const hits = scanAll(text);
-        assert.deepEqual(withoutOwnHost(hits, kind, p.at, p.feature), [[kind, p.at, p.at + p.feature.length, p.feature]]);
-        if (hostOf(kind, p.feature) !== undefined) assert.ok(hits.length <= 2);
-      }),
-      { numRuns: 400 },
-    );
-  });
-}
-
-test('property: the feature alone, at text start/end and between run separators, is still found', () => {
-  fc.assert(
-    fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(...KINDS), (seed, kind) => {
-      const { feature } = featureSnippet(kind, new Rng(seed, `edge-${kind}`));
-      for (const [pre, post] of [['', ''], ['\0', '\0'], ['random run\0', ''], ['', '\0random run'], ['\n', '\n'], ['\0', ''], ['', '\0']] as const) {
-        const text = pre + feature + post;
-        const hits = withoutOwnHost(scanAll(text), kind, pre.length, feature);
-        assert.deepEqual(hits, [[kind, pre.length, pre.length + feature.length, feature]], JSON.stringify(text));
-      }
-    }),
-    { numRuns: 1000 },
-  );
-});
-
-test('property: snippets of every other kind (keys, banners, JWTs, cards, history) give nothing', () => {
-  fc.assert(
-    fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(...OTHER_KINDS), (seed, kind) => {
-      const r = new Rng(seed, `other-${kind}`);
-      const { text } = textBlock(r, 1500, [{ ...featureSnippet(kind, r), kind, decoy: false }]);
-      assert.deepEqual(scanAll(text), []);
-    }),
-    { numRuns: 1500 },
-  );
-});
-
-test('property: corpus decoys of every kind give nothing', () => {
-  fc.assert(
-    fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.nat(6), (seed, i) => {
-      const r = new Rng(seed, 'net-decoy');
-      const d = decoySnippet(i, r);
-      const { text } = textBlock(r, 2000, [{ ...d, decoy: true }]);
-      assert.deepEqual(scanAll(text), [], d.text);
-    }),
-    { numRuns: 1000 },
-  );
-});
-
-test('4 MiB of filler lines give nothing', () => {
-  const { text } = textBlock(new Rng(11, 'net-filler'), 4 << 20, []);
-  assert.deepEqual(scanAll(text), []);
-});
-
-test('the engine view of 16 MiB of random bytes gives at most 2 features per scanner', () => {
-  for (const seed of [1, 2026]) {
-    const view = engineView(new RandomStream(seed).take(16 << 20));
-    assert.ok(view.length > 100_000, 'the view has material to scan');
-    for (const s of SCANNERS) {
-      let n = 0;
-      s.scan(view, () => n++);
-      assert.ok(n <= 2, `${s.name}: ${n} hits on random data (seed ${seed})`);
-    }
-  }
-});
-
-test('property: arbitrary strings around the anchors never make a scanner throw or report past a separator', () => {
-  const anchors = ['@', '.', ':', '::', '-', '+', '://', 'http://', '[', ']', 'a.com', 'ab:', '1.', 'fe80', '+44', '\0', '.co.uk'];
-  fc.assert(
-    fc.property(fc.array(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom(...anchors)), { maxLength: 16 }), (parts) => {
-      for (const [, a, b, f] of scanAll(parts.join(''))) assert.ok(!f.includes('\0') && b - a === f.length);
-    }),
-    { numRuns: 5000 },
-  );
-});
+import { hostLabels, isCodeLabel, isCodeTld, isFileExtension, isFileLikeTld, isHostLabel, isIPv4, isKnownTld, runAround } from './net-common.js';
 
 test('host and address helpers', () => {
   const h = (s: string, knownTld = true): number => hostLabels(s, 0, s.length, { knownTld });
@@ -176,4 +36,17 @@ test('code and file-name helpers (real-data review)', () => {
   assert.equal(hostLabels('Obsidian.Systems', 0, 16, { knownTld: true }), 0);
   assert.equal(hostLabels('my_svc.acme.com', 0, 15, { knownTld: false, underscore: true }), 3);
   assert.equal(hostLabels('my_svc.acme.com', 0, 15, { knownTld: false }), 0);
+});
+
+test('runAround gives the maximal run around an anchor, clipped to the text', () => {
+  const digitOrDot = (c: number): boolean => (c >= 48 && c <= 57) || c === 46;
+  const run = (t: string, at: number): string => {
+    const [s, e] = runAround(t, at, digitOrDot);
+    return t.slice(s, e);
+  };
+  assert.equal(run('ip 10.0.0.1, next', 5), '10.0.0.1');
+  assert.equal(run('10.0.19045.1234', 2), '10.0.19045.1234', 'the whole token, never a window');
+  assert.equal(run('1.2', 1), '1.2', 'runs to both ends of the text');
+  assert.equal(run('a.b', 1), '.', 'the anchor alone when no neighbour qualifies');
+  assert.deepEqual(runAround('x..y', 1, digitOrDot), [1, 3]);
 });

@@ -202,3 +202,17 @@ export function isIPv4(text: string, start: number, end: number): boolean {
   }
   return parts === 4;
 }
+
+/**
+ * The maximal run [s, e) of characters satisfying `inRun` around text[at] (which itself is assumed to be in the
+ * run: the scanners call it on an anchor such as '.'). Scanners that judge a whole token, never a window of it,
+ * start here so "10.0.19045.1234" or "libssl.so.3" is seen in one piece.
+ */
+export function runAround(text: string, at: number, inRun: (c: number) => boolean): [number, number] {
+  let s = at;
+  while (s > 0 && inRun(text.charCodeAt(s - 1))) s--;
+  let e = at + 1;
+  const n = text.length;
+  while (e < n && inRun(text.charCodeAt(e))) e++;
+  return [s, e];
+}
