@@ -18,6 +18,12 @@ export function parseSize(s: string, what: string): bigint {
   return BigInt(m[1]!) * (m[2] ? MULT[m[2].toUpperCase()]! : 1n);
 }
 
+/** A whole number from 0 to `max` (counts, depths, worker numbers). */
+export function parseCount(s: string, what: string, max: number): number {
+  if (!/^\d+$/.test(s.trim()) || Number(s) > max) throw new MemdumpError('E_USAGE', `${what}: "${s}" must be a whole number from 0 to ${max}`);
+  return Number(s);
+}
+
 export function parsePercent(s: string, what: string): number {
   const v = Number(s.replace(/%$/, ''));
   if (!Number.isFinite(v) || v <= 0 || v > 100) throw new MemdumpError('E_USAGE', `${what}: "${s}" must be a percentage in (0, 100]`);

@@ -9,7 +9,7 @@ import { MIN_FAST_READ } from '../pipeline/read-policy.js';
 import { fmt } from '../pipeline/space.js';
 import { DeviceSource, type IoMode } from '../sources/device.js';
 import { type SwapEntry, findSwapAreas } from '../sources/swaps.js';
-import { type GlobalOptions, abortOnSignals, parseSize, progressReporter, say } from './common.js';
+import { type GlobalOptions, abortOnSignals, parseCount, parseSize, progressReporter, say } from './common.js';
 import { type CaseOpts, type E01Opts, type HashOpts, addCaseOptions, addDiskGuardOption, addE01Options, addHashOptions, caseFieldsOf, checkE01OptionsUsed, parseDiskGuard, parseE01Options, parseHashOptions, printJobResult } from './shared-options.js';
 
 export interface ImagingOpts extends HashOpts, CaseOpts, E01Opts {
@@ -41,11 +41,6 @@ export function addImagingOptions(cmd: Command): void {
   addCaseOptions(cmd);
 }
 
-function count(s: string, what: string, max: number): number {
-  if (!/^\d+$/.test(s.trim()) || Number(s) > max) throw new MemdumpError('E_USAGE', `${what}: "${s}" must be a whole number from 0 to ${max}`);
-  return Number(s);
-}
-
 export function parseImagingOptions(o: ImagingOpts, cmd: Command) {
   const format = o.format.toLowerCase() === 'e01' ? formatByName('e01') : o.format === 'raw' ? formatByName('raw') : undefined;
   if (!format) throw new MemdumpError('E_USAGE', `--format: "${o.format}" is not raw or e01`);
@@ -60,8 +55,8 @@ export function parseImagingOptions(o: ImagingOpts, cmd: Command) {
   return {
     format,
     splitBytes,
-    retries: count(o.retries, '--retries', 100),
-    maxErrors: o.maxErrors === undefined ? undefined : count(o.maxErrors, '--max-errors', 2 ** 40),
+    retries: parseCount(o.retries, '--retries', 100),
+    maxErrors: o.maxErrors === undefined ? undefined : parseCount(o.maxErrors, '--max-errors', 2 ** 40),
     verify: o.verify === true,
     io: o.io as IoMode,
     chunkSize: Number(chunkSize),

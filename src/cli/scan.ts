@@ -13,7 +13,8 @@ import { readSecretsFile, secretForms } from '../scan/secret.js';
 import { FEATURE_KINDS } from '../scan/types.js';
 import { MAX_CONTAINERS_PER_WINDOW, MAX_HITS_PER_KIND } from '../scan/window.js';
 import { compileYara, loadYaraSources } from '../scan/yara.js';
-import { abortOnSignals, parseSize, progressReporter, say, type GlobalOptions } from './common.js';
+import { abortOnSignals, parseCount, parseSize, progressReporter, say, type GlobalOptions } from './common.js';
+import { parsePid } from './process.js';
 
 /** Warnings reach stderr even with -q: they say the output is not the whole answer. */
 function warn(text: string): void {
@@ -37,15 +38,10 @@ interface ScanCliOptions {
   list?: boolean;
 }
 
-function positiveInt(s: string, what: string, max: number): number {
-  if (!/^[0-9]+$/.test(s) || Number(s) > max) throw new MemdumpError('E_USAGE', `${what} must be a whole number from 0 to ${max}, not ${JSON.stringify(s)}`);
-  return Number(s);
-}
-
 async function openInput(file: string | undefined, o: ScanCliOptions): Promise<ScanInput> {
   if (o.pid !== undefined) {
     if (file !== undefined) throw new MemdumpError('E_USAGE', 'give an input file or --pid PID, not both');
-    return openProcessInput(positiveInt(o.pid, '--pid', 2 ** 22));
+    return openProcessInput(parsePid(o.pid));
   }
   if (file === undefined) throw new MemdumpError('E_USAGE', 'nothing to scan: give an input file or --pid PID');
   return openScanInput(file, o.inputFormat as FormatName | 'plain' | undefined);
@@ -114,12 +110,12 @@ export function registerScan(program: Command, globals: () => GlobalOptions, set
         const yaraSource = yaraFiles.length > 0 ? await loadYaraSources(yaraFiles) : undefined;
         if (yaraSource !== undefined) compileYara(yaraSource, yaraFiles.join(', ')); // a syntax error is reported before anything is read
         if (scanners.length === 0 && yaraSource === undefined) throw new MemdumpError('E_USAGE', 'no scanner selected and no --yara rules: nothing to look for');
-        const maxDepth = positiveInt(o.maxDepth, '--max-depth', 16);
+        const maxDepth = parseCount(o.maxDepth, '--max-depth', 16);
         const maxDecoded = Number(parseSize(o.maxDecoded, '--max-decoded'));
         const chunkSize = Number(parseSize(o.chunkSize ?? String(DEFAULT_CHUNK), '--chunk-size'));
         // memory is about (chunk + 1 MiB) per worker plus one, so the largest chunk keeps two workers near 512 MiB
         if (chunkSize < 65536 || chunkSize > 64 * 1024 * 1024) throw new MemdumpError('E_USAGE', '--chunk-size must be between 64K and 64M');
-        const workers = o.workers !== undefined ? Math.max(1, positiveInt(o.workers, '--workers', 16)) : undefined;
+        const workers = o.workers !== undefined ? Math.max(1, parseCount(o.workers, '--workers', 16)) : undefined;
         const input = await openInput(file, o);
         const started = new Date();
         const t0 = performance.now();

@@ -11,18 +11,9 @@ import { gzipSync } from 'node:zlib';
 import { contentHash } from '../pipeline/info.js';
 import { openImage } from './registry.js';
 import { vmware } from './vmware.js';
-import { truthImage, writeVmware } from '../../test/fixtures/vmware.js';
+import { truthImage, writeVmware, imageDetails as details } from '../../test/fixtures/vmware.js';
 import { tempDir } from '../../test/helpers/cli.js';
 import { expectCodeAsync } from '../../test/helpers/expect-code.js';
-
-async function details(path: string, format?: 'vmware'): Promise<{ runs: readonly { start: bigint; end: bigint }[]; d: Record<string, unknown> }> {
-  const img = await openImage(path, format);
-  try {
-    return { runs: img.runs, d: img.details };
-  } finally {
-    await img.close();
-  }
-}
 
 async function assertTruth(path: string, runs: readonly { start: bigint; end: bigint }[], data: readonly Buffer[]): Promise<Record<string, unknown>> {
   const img = await openImage(path);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { MemdumpError } from '../core/errors.js';
 import { openImage } from './registry.js';
-import { regionTagBytes, stateFileOf, tagBytes, tagFlood, u32, writeVmware } from '../../test/fixtures/vmware.js';
+import { regionTagBytes, stateFileOf, tagBytes, tagFlood, u32, writeVmware, imageDetails as details } from '../../test/fixtures/vmware.js';
 import { tempDir } from '../../test/helpers/cli.js';
 
 const FORMAT_CODES = new Set(['E_TRUNCATED', 'E_CORRUPT', 'E_TOO_LARGE', 'E_UNKNOWN_FORMAT', 'E_UNSUPPORTED']);
@@ -24,15 +24,6 @@ async function rssGrowth(fn: () => Promise<void>): Promise<number> {
     clearInterval(timer);
   }
   return Math.max(peak, process.memoryUsage().rss) - before;
-}
-
-async function details(path: string, format?: 'vmware'): Promise<{ runs: readonly { start: bigint; end: bigint }[]; d: Record<string, unknown> }> {
-  const img = await openImage(path, format);
-  try {
-    return { runs: img.runs, d: img.details };
-  } finally {
-    await img.close();
-  }
 }
 
 test('a damaged cpu group does not make the memory unreadable: it is reported as cpusProblem', async (t) => {

@@ -35,29 +35,12 @@ export interface AuditOptions {
 
 export const CHUNK = 16 * 1024 * 1024;
 
-/** One read attempt, window-relative; readWindow tries the whole window, then page by page, zero-filling failures. */
-type Attempt = [from: number, to: number, ok: boolean];
-
 /**
- * Whether any byte of [a, b) was zero-filled: its last read attempt failed. A needle ending in NUL bytes (UTF-16)
- * would otherwise "match" into a page that was never read, and readWindow records only the owned part of a window,
- * not the overlap a hit may run into.
+ * Whether [a, b) touches a zero-filled span (readWindow's [start, end) pairs). A needle ending in NUL bytes (UTF-16)
+ * would otherwise "match" into a page that was never read.
  */
-function touchesFailedRead(attempts: readonly Attempt[], a: number, b: number): boolean {
-  let rest: [number, number][] = [[a, b]];
-  for (let i = attempts.length - 1; i >= 0 && rest.length > 0; i--) {
-    const [s, e, ok] = attempts[i]!;
-    const next: [number, number][] = [];
-    for (const [x, y] of rest) {
-      if (y <= s || e <= x) next.push([x, y]);
-      else if (!ok) return true;
-      else {
-        if (x < s) next.push([x, s]);
-        if (e < y) next.push([e, y]);
-      }
-    }
-    rest = next;
-  }
+function touchesZeroed(zeroed: readonly number[], a: number, b: number): boolean {
+  for (let i = 0; i < zeroed.length; i += 2) if (a < (zeroed[i + 1] as number) && (zeroed[i] as number) < b) return true;
   return false;
 }
 
@@ -67,29 +50,6 @@ export async function auditSecrets(input: ScanInput, forms: SecretForm[], o: Aud
   const longest = forms.reduce((n, f) => Math.max(n, f.needle.length), 1);
   const res: AuditResult = { hits: [], bytesScanned: 0n, unreadable: [], unreadableBytes: 0n, interrupted: false };
   const total = input.regions.reduce((n, r) => n + (r.end - r.start), 0n);
-  // record the read attempts of the current window, to drop hits on zero-filled bytes
-  let base = 0n;
-  let attempts: Attempt[] = [];
-  let failed = false;
-  let exited = false;
-  const tracked: ScanInput = {
-    description: input.description,
-    addressing: input.addressing,
-    regions: input.regions,
-    close: () => input.close(),
-    async read(addr, b, length) {
-      const from = Number(addr - base);
-      try {
-        await input.read(addr, b, length);
-        attempts.push([from, from + length, true]);
-      } catch (e) {
-        attempts.push([from, from + length, false]);
-        failed = true;
-        if ((e as { code?: unknown }).code === 'ESRCH') exited = true;
-        throw e;
-      }
-    },
-  };
   let buf = Buffer.alloc(0);
   for (const w of windows(input.regions, chunk, longest)) {
     if (o.signal?.aborted) {
@@ -98,14 +58,9 @@ export async function auditSecrets(input: ScanInput, forms: SecretForm[], o: Aud
     }
     if (buf.length < w.length) buf = Buffer.alloc(w.length);
     const view = buf.subarray(0, w.length);
-    base = w.start;
-    attempts = [];
-    failed = false;
-    await readWindow(tracked, w, view, res);
-    // a process that exited reads as all zeros: "no secret held" would be a lie
-    if (exited) throw new MemdumpError('E_NOT_FOUND', 'the process exited during the audit');
+    const zeroed = await readWindow(input, w, view, res);
     for (const h of findSecrets(view, w.ownFrom, w.ownTo, forms)) {
-      if (failed && touchesFailedRead(attempts, h.offset, h.offset + h.form.needle.length)) continue;
+      if (zeroed.length > 0 && touchesZeroed(zeroed, h.offset, h.offset + h.form.needle.length)) continue;
       res.hits.push({ secret: h.form.secret, form: h.form.form, address: formatAddress(w.start + BigInt(h.offset), input.addressing), region: w.region.label });
     }
     res.bytesScanned += BigInt(w.ownTo - w.ownFrom);

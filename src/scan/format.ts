@@ -24,20 +24,9 @@ export function escapeFeature(s: string): string {
   });
 }
 
-export function unescapeFeature(s: string): string {
-  return s.replace(/\\x([0-9A-Fa-f]{2})|\\u([0-9A-Fa-f]{4})/g, (_m, x: string | undefined, u: string | undefined) => String.fromCharCode(parseInt((x ?? u) as string, 16)));
-}
-
 /** How the first component of a path is written: a file offset in decimal (as bulk_extractor does), an address in hex. */
 export type Addressing = 'file' | 'physical' | 'virtual';
 
 export function formatAddress(a: bigint, addressing: Addressing): string {
   return addressing === 'file' ? a.toString(10) : `0x${a.toString(16)}`;
-}
-
-/** Parse a path's first component back to a bigint: "1234" or "0x4d2". */
-export function parseAddress(p: string): bigint {
-  const head = p.split('-', 1)[0] ?? '';
-  if (!/^(?:0x[0-9a-fA-F]+|[0-9]+)$/.test(head)) throw new Error(`not a scan path: ${p}`);
-  return BigInt(head);
 }

@@ -124,11 +124,9 @@ export class ScanOutput {
       } else this.histogramTruncated = true;
     }
     if (this.yaraFile) {
-      for (let i = 0; i < r.yaraLines.length; i++) {
-        const line = r.yaraLines[i] as string;
-        const rule = r.yaraRules[i] as string;
+      for (const { rule, conditionOnly, line } of r.yara) {
         // A rule with a condition only (no pattern) matches every window alike: once per scan says it all.
-        if (line.split('\t', 3)[2] === '(condition)') {
+        if (conditionOnly) {
           if (this.conditionOnly.has(rule)) continue;
           this.conditionOnly.add(rule);
         }

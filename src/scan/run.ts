@@ -73,11 +73,14 @@ export function* windows(regions: readonly ScanRegion[], chunk: number, overlap:
 /**
  * Read a window; when the whole read fails, page by page, leaving unreadable pages zero (zeros hold no feature)
  * and recording them. A process unmapping memory while it is read, or a damaged image run, costs only those pages.
+ * Returns the zero-filled spans of the window ([start, end) pairs, window-relative, look-behind and overlap
+ * included), for a caller whose needles could end in NUL bytes (the secret audit).
  */
-export async function readWindow(input: ScanInput, w: Window, buf: Buffer, totals: { unreadable: Unreadable[]; unreadableBytes: bigint }): Promise<void> {
+export async function readWindow(input: ScanInput, w: Window, buf: Buffer, totals: { unreadable: Unreadable[]; unreadableBytes: bigint }): Promise<number[]> {
+  const zeroed: number[] = [];
   try {
     await input.read(w.start, buf, w.length);
-    return;
+    return zeroed;
   } catch (e) {
     if (e instanceof MemdumpError && (e.code === 'E_INTERRUPTED' || e.code === 'E_INTERNAL')) throw e;
   }
@@ -87,7 +90,13 @@ export async function readWindow(input: ScanInput, w: Window, buf: Buffer, total
     try {
       await input.read(addr, buf.subarray(off, off + n), n);
     } catch (e) {
+      // merge by what failed, not where: messages carry the address
+      const reason = (e as { code?: string })?.code ?? (e instanceof MemdumpError ? e.code : 'EIO');
+      // a process that exited reads as all zeros: "nothing found" would be a lie
+      if (reason === 'ESRCH' || reason === 'E_NOT_FOUND') throw new MemdumpError('E_NOT_FOUND', `${w.region.label}: the process exited while it was being scanned`, { cause: e });
       buf.fill(0, off, off + n);
+      if (zeroed[zeroed.length - 1] === off) zeroed[zeroed.length - 1] = off + n;
+      else zeroed.push(off, off + n);
       // look-behind and overlap are read again by the neighbouring windows: count each byte where it is owned
       const a = Math.max(off, w.ownFrom);
       const b = Math.min(off + n, w.ownTo);
@@ -95,14 +104,12 @@ export async function readWindow(input: ScanInput, w: Window, buf: Buffer, total
       const start = w.start + BigInt(a);
       const end = w.start + BigInt(b);
       const last = totals.unreadable[totals.unreadable.length - 1];
-      // merge by what failed, not where: messages carry the address
-      const reason = (e as { code?: string })?.code ?? (e instanceof MemdumpError ? e.code : 'EIO');
-      if (reason === 'ESRCH' || reason === 'E_NOT_FOUND') throw new MemdumpError('E_NOT_FOUND', `${w.region.label}: the process exited while it was being scanned`, { cause: e });
       if (last && last.end === start && last.reason === reason) last.end = end;
       else if (totals.unreadable.length < 10_000) totals.unreadable.push({ start, end, region: w.region.label, reason });
       totals.unreadableBytes += BigInt(b - a);
     }
   }
+  return zeroed;
 }
 
 export function newTotals(): ScanRunTotals {

@@ -114,25 +114,6 @@ export function textViews(buf: Buffer): { ascii: TextView; utf16: TextView } {
   };
 }
 
-export function asciiView(buf: Buffer): TextView {
-  return textViews(buf).ascii;
-}
-
-export function utf16View(buf: Buffer): TextView {
-  return textViews(buf).utf16;
-}
-
-/** [start, end) byte offsets of a view's runs. */
-export function byteSpans(v: TextView): Int32Array {
-  const out = new Int32Array(2 * v.runs);
-  for (let i = 0; i < v.runs; i++) {
-    const len = (v.textEnds[i] as number) - (v.textStarts[i] as number);
-    out[2 * i] = v.rawStarts[i] as number;
-    out[2 * i + 1] = (v.rawStarts[i] as number) + len * v.width;
-  }
-  return out;
-}
-
 /** Text index of byte offset `raw`: inside a run, its character; between runs, the start of the next run. */
 export function textIndexOf(v: TextView, raw: number): number {
   let lo = 0;

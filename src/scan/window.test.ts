@@ -9,7 +9,7 @@ import { FEATURE_KINDS as CORPUS_KINDS } from '../../test/fixtures/scan-corpus-t
 import { windows } from './run.js';
 import { SCANNERS } from './scanners/index.js';
 import { LOOK_BEHIND, MAX_FEATURE_LENGTH } from './types.js';
-import { asciiView, runOf, utf16View } from './view.js';
+import { runOf, textViews } from './view.js';
 import { scanWindow, type Hit, type WindowConfig } from './window.js';
 
 const CFG: WindowConfig = { scanners: SCANNERS, maxDepth: 3, maxDecoded: 1 << 20, maxDecodedPerWindow: 8 << 20 };
@@ -17,7 +17,7 @@ const CFG: WindowConfig = { scanners: SCANNERS, maxDepth: 3, maxDecoded: 1 << 20
 test('a printable run longer than a regex piece is one run, and text indices map back to bytes', () => {
   const long = 'x'.repeat(10_000);
   const buf = Buffer.concat([Buffer.from([0, 1, 2]), Buffer.from(long), Buffer.from([0xff]), Buffer.from('short'), Buffer.from([0]), Buffer.from('hello world')]);
-  const v = asciiView(buf);
+  const v = textViews(buf).ascii;
   assert.equal(v.runs, 2, 'the 5-byte run is dropped, the 10,000-byte run is whole');
   assert.equal(v.text, `${long}\0\0hello world`, 'runs apart by more than one NUL byte are joined by two');
   const i = v.text.indexOf('world');
@@ -27,9 +27,9 @@ test('a printable run longer than a regex piece is one run, and text indices map
 
 test('runs apart by exactly one NUL are joined by one \\0 (C string lists, bash history in memory); other gaps by two', () => {
   const ascii = Buffer.from('#1700000000\0git status\0\0make -j4\0\x01tail -f x\0');
-  assert.equal(asciiView(ascii).text, '#1700000000\0git status\0\0make -j4\0\0tail -f x');
+  assert.equal(textViews(ascii).ascii.text, '#1700000000\0git status\0\0make -j4\0\0tail -f x');
   const wide = Buffer.concat([Buffer.from('first line', 'utf16le'), Buffer.alloc(2), Buffer.from('second', 'utf16le'), Buffer.alloc(4), Buffer.from('third!', 'utf16le')]);
-  const v = utf16View(wide);
+  const v = textViews(wide).utf16;
   assert.equal(v.text, 'first line\0second\0\0third!');
   assert.deepEqual([...v.textStarts], [0, 11, 19]);
   assert.deepEqual([...v.textEnds], [10, 17, 25]);
@@ -40,7 +40,7 @@ test('UTF-16LE runs are decoded to characters and placed at their first byte, at
   for (const pad of [0, 1]) {
     const text = 'contact alice.smith@acme.com now';
     const buf = Buffer.concat([Buffer.alloc(7 + pad, 0xff), Buffer.from(text, 'utf16le'), Buffer.alloc(4)]);
-    const v = utf16View(buf);
+    const v = textViews(buf).utf16;
     assert.equal(v.runs, 1);
     assert.equal(v.text, text);
     assert.equal(v.rawStarts[0], 7 + pad);

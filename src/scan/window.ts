@@ -104,7 +104,7 @@ function scanBuffer(buf: Buffer, ownFrom: number, ownTo: number, depth: number, 
     }
     stats.containersSeen += containers.length;
   }
-  const stored = storedRanges(buf, containers);
+  const stored = storedRanges(containers);
   const keyOf = (off: number): number => (frame.key < 0 ? off : frame.key);
   const room = (kind: FeatureKind): boolean => {
     const n = stats.perKind[kind] ?? 0;
@@ -164,13 +164,9 @@ function runScanners(v: TextView, scanners: readonly Scanner[], emit: (kind: Fea
  * Where a stored zip member's data lies in its parent: those bytes are the member's contents verbatim, and its
  * features are reported once, under the member's path, not a second time as plain text.
  */
-function storedRanges(buf: Buffer, containers: readonly Decoded[]): number[] {
+function storedRanges(containers: readonly Decoded[]): number[] {
   const out: number[] = [];
-  for (const c of containers) {
-    if (c.tag !== 'ZIP' || c.start + 30 > buf.length || buf.readUInt16LE(c.start + 8) !== 0) continue;
-    const dataStart = c.start + 30 + buf.readUInt16LE(c.start + 26) + buf.readUInt16LE(c.start + 28);
-    out.push(dataStart, dataStart + c.data.length);
-  }
+  for (const c of containers) if (c.verbatimAt !== undefined) out.push(c.verbatimAt, c.verbatimAt + c.data.length);
   return out;
 }
 

@@ -32,8 +32,8 @@ export interface WorkerResult {
   kinds: FeatureKind[];
   lines: string[];
   features: string[];
-  yaraLines: string[];
-  yaraRules: string[];
+  /** One per YARA match, in output order; `conditionOnly` marks a rule matched by its condition, not a pattern. */
+  yara: { rule: string; conditionOnly: boolean; line: string }[];
   stats: WindowStats;
   buf: ArrayBuffer;
 }

@@ -9,7 +9,7 @@ import { escapeFeature, formatAddress } from './format.js';
 import { selectScanners } from './scanners/index.js';
 import type { FeatureKind } from './types.js';
 import { scanWindow, type WindowStats } from './window.js';
-import { compileYara, type YaraRules } from './yara.js';
+import { CONDITION_ONLY, compileYara, type YaraRules } from './yara.js';
 import type { WorkerInit, WorkerJob, WorkerResult } from './worker-protocol.js';
 
 let config: { scanners: ReturnType<typeof selectScanners>; maxDepth: number; maxDecoded: number; maxDecodedPerWindow: number } | undefined;
@@ -42,16 +42,12 @@ function run(job: WorkerJob): WorkerResult {
     features.push(feature);
     lines.push(`${address(base, h.rel, job.addressing)}\t${feature}\t${h.context}\n`);
   }
-  const yaraLines: string[] = [];
-  let yaraRules: string[] = [];
-  if (yara) {
-    const matches = yara.scan(buf, job.ownFrom, job.ownTo);
-    yaraRules = matches.map((m) => m.rule);
-    for (const m of matches) {
-      yaraLines.push(`${formatAddress(base + BigInt(m.offset), job.addressing)}\t${m.rule}\t${m.pattern}\t${m.length}\t${escapeFeature(job.label)}\t${escapeFeature(m.data.toString('latin1'))}\n`);
-    }
-  }
-  return { id: job.id, kinds, lines, features, yaraLines, yaraRules, stats: stats satisfies WindowStats, buf: job.buf };
+  const yaraOut = (yara?.scan(buf, job.ownFrom, job.ownTo) ?? []).map((m) => ({
+    rule: m.rule,
+    conditionOnly: m.pattern === CONDITION_ONLY,
+    line: `${formatAddress(base + BigInt(m.offset), job.addressing)}\t${m.rule}\t${m.pattern}\t${m.length}\t${escapeFeature(job.label)}\t${escapeFeature(m.data.toString('latin1'))}\n`,
+  }));
+  return { id: job.id, kinds, lines, features, yara: yaraOut, stats: stats satisfies WindowStats, buf: job.buf };
 }
 
 parentPort?.on('message', (msg: { init: WorkerInit } | { job: WorkerJob }) => {

@@ -34,6 +34,9 @@ import { MemdumpError, fromSystemError } from '../core/errors.js';
  * the rule author's.
  */
 
+/** The pattern column of a rule matched by its condition alone (no pattern matched in the window). */
+export const CONDITION_ONLY = '(condition)';
+
 export interface YaraMatch {
   rule: string;
   /** Absent for YARA-X's 'default' namespace. */
@@ -148,7 +151,7 @@ export class YaraRules {
           out.push({ ...base(), pattern: p.identifier, offset: start, length: end - start, data: Buffer.from(buf.subarray(start, stop)) });
         }
       }
-      if (!any) out.push({ ...base(), pattern: '(condition)', offset: from, length: 0, data: Buffer.alloc(0) });
+      if (!any) out.push({ ...base(), pattern: CONDITION_ONLY, offset: from, length: 0, data: Buffer.alloc(0) });
       else if (!publicAny && privateStart >= 0) out.push({ ...base(), pattern: '(private)', offset: privateStart, length: 0, data: Buffer.alloc(0) });
     }
     out.sort((a, b) => a.offset - b.offset || cmp(a.rule, b.rule) || cmp(a.pattern, b.pattern));

@@ -17,6 +17,8 @@ export interface Decoded {
   /** The data is a prefix (cut by the window end, a per-container or window budget, or corruption), or a gzip
    * member's CRC-32/ISIZE trailer disagrees with it. */
   truncated: boolean;
+  /** Where `data` stands verbatim in the buffer (a stored zip member): its bytes are plain text there too. */
+  verbatimAt?: number;
 }
 
 /** `maxOutput` caps one container; `remaining` is what is left for the whole window and finders decrement it. */

@@ -86,7 +86,7 @@ function member(buf: Buffer, s: number, h: Local, cap: number): Decoded | undefi
     const n = Math.min(avail, cap);
     let end = ds + size;
     if (h.flags & FLAG_DESCRIPTOR) end += descriptorLength(buf, end, size);
-    return { tag: 'ZIP', start: s, end: Math.min(end, buf.length), data: Buffer.from(buf.subarray(ds, ds + n)), truncated: n < size };
+    return { tag: 'ZIP', start: s, end: Math.min(end, buf.length), data: buf.subarray(ds, ds + n), truncated: n < size, verbatimAt: ds };
   }
   const known = h.csize >= 0;
   const input = buf.subarray(ds, known ? Math.min(buf.length, ds + h.csize) : buf.length);

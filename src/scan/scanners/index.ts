@@ -60,7 +60,3 @@ export function selectScanners(spec: string | undefined): Scanner[] {
   }
   return SCANNERS.filter((s) => chosen.has(s));
 }
-
-export function scannerByName(name: string): Scanner | undefined {
-  return SCANNERS.find((s) => s.name === name);
-}
