@@ -3,12 +3,14 @@
  * as pagefile.sys or a swap partition image (addresses are file offsets), or a live process (virtual addresses,
  * read-only, without stopping it). All three are a list of regions and a read that may fail on part of a region.
  */
+import { type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { MemdumpError, fromSystemError } from '../core/errors.js';
 import { RandomAccessFile } from '../core/file.js';
 import { openImage } from '../formats/registry.js';
 import type { FormatName } from '../formats/types.js';
 import { readMappings } from '../sources/maps.js';
+import { ioctlGeometry } from '../sources/block-geometry.js';
 import { ProcessSource } from '../sources/process.js';
 import type { Addressing } from './format.js';
 
@@ -61,26 +63,29 @@ export async function openProcessInput(pid: number): Promise<ScanInput> {
 }
 
 /** Regular files and block devices only: a FIFO would block open() and a character device (/dev/zero) never ends. */
-async function assertScannable(path: string): Promise<void> {
+async function scannable(path: string): Promise<Stats> {
   const st = await stat(path).catch((e: unknown) => {
     throw fromSystemError(e, path);
   });
   if (!st.isFile() && !st.isBlockDevice()) throw new MemdumpError('E_UNSUPPORTED', `${path} is not a regular file or a block device; memdump scan reads files, images and --pid`);
+  return st;
 }
 
-export async function openPlainInput(path: string): Promise<ScanInput> {
-  await assertScannable(path);
-  const st = await stat(path).catch(() => undefined);
+async function plainInput(path: string, st: Stats): Promise<ScanInput> {
   const file = await RandomAccessFile.open(path);
-  const size = st?.isFile() ? BigInt(st.size) : file.size;
+  // fstat says 0 for a block device (a swap partition): its size comes from the kernel
+  const size = st.isBlockDevice() ? ioctlGeometry(file.fd)?.bytes : file.size;
+  if (size === undefined) {
+    await file.close();
+    throw new MemdumpError('E_UNSUPPORTED', `${path}: cannot read the size of this block device (BLKGETSIZE64)`);
+  }
   return {
     description: { kind: 'file', path, size: size.toString() },
     addressing: 'file',
     regions: size > 0n ? [{ start: 0n, end: size, label: 'file' }] : [],
     async read(addr, buf, length) {
-      const b = await file.readAt(addr, length);
+      const b = await file.readAt(addr, length, buf);
       if (b.length < length) throw new MemdumpError('E_TRUNCATED', `${path}: ${length - b.length} bytes missing at ${addr}`);
-      b.copy(buf, 0, 0, length);
     },
     close: () => file.close(),
   };
@@ -91,15 +96,15 @@ export async function openPlainInput(path: string): Promise<ScanInput> {
  * image has no container, and its offsets are what an analyst looks up. `format: 'plain'` skips detection.
  */
 export async function openScanInput(path: string, format?: FormatName | 'plain'): Promise<ScanInput> {
-  await assertScannable(path);
-  if (format === 'plain') return openPlainInput(path);
+  const st = await scannable(path);
+  if (format === 'plain') return plainInput(path, st);
   let img;
   try {
     img = await openImage(path, format);
   } catch (e) {
     // not an image (or a gzip/zstd/age layer over one): its bytes are what there is to scan, and the gzip finder
     // decodes a gzip layer anyway
-    if (format === undefined && e instanceof MemdumpError && e.code === 'E_UNKNOWN_FORMAT') return openPlainInput(path);
+    if (format === undefined && e instanceof MemdumpError && e.code === 'E_UNKNOWN_FORMAT') return plainInput(path, st);
     throw e;
   }
   // Adjacent runs are one region: a feature that crosses from one run into the next is still one feature.
