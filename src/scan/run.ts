@@ -162,7 +162,11 @@ export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptio
       const ab = free.pop() ?? new ArrayBuffer(capacity);
       const buf = Buffer.from(ab, 0, w.length);
       await readWindow(input, w, buf, totals);
-      inFlight.push({ w, result: pool.run({ id: id++, buf: ab, length: w.length, ownFrom: w.ownFrom, ownTo: w.ownTo, base: w.start.toString(), addressing: input.addressing, label: w.region.label }) });
+      const result = pool.run({ id: id++, buf: ab, length: w.length, ownFrom: w.ownFrom, ownTo: w.ownTo, base: w.start.toString(), addressing: input.addressing, label: w.region.label });
+      // Only the head of the queue is awaited; a stop or a failed worker rejects the others at once, and an
+      // unawaited rejection would end the process before the partial results are written. Awaiting still sees it.
+      result.catch(() => undefined);
+      inFlight.push({ w, result });
     }
     while (inFlight.length > 0) await collect();
   } catch (e) {
@@ -170,7 +174,6 @@ export async function runScan(input: ScanInput, out: ScanOutput, o: ScanRunOptio
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
     // a failed job leaves others running: wait for none of them, stop the workers
-    for (const f of inFlight) f.result.catch(() => undefined);
     await pool.close();
   }
   return totals;
